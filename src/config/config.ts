@@ -1,0 +1,83 @@
+/**
+ * The one configuration type. Field names carry their units. Each default is a
+ * named constant with the reason for its value; config.example.toml documents
+ * the TOML spelling of every field.
+ */
+
+/** Where the upstream tool keeps its config; every command defaults to it. */
+export const DEFAULT_CONFIG_PATH = '/etc/data-mesher/dm.toml'
+export const DEFAULT_STATE_DIR = '/var/lib/data-mesher'
+export const DEFAULT_API_SOCKET = '/run/data-mesher/api.sock'
+/** 7946 is the port memberlist and upstream data-mesher use. */
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7946']
+/** 30 s as upstream: a missed push is repaired within a minute, at one small exchange per interval. */
+export const DEFAULT_PUSH_PULL_INTERVAL_MS = 30_000
+/** Peers each new version is pushed to at once. Flooding over a bounded mesh reaches all nodes in a few hops. */
+export const DEFAULT_PUSH_FANOUT = 8
+/** Connections each node keeps. Enough for a small graph diameter, few enough for 1,000 nodes. */
+export const DEFAULT_TARGET_PEERS = 8
+/** How far ahead of the local clock a timestamp may be before it is refused for now. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+export interface NetworkConfig {
+  /** Names the mesh; its SHA-256 is signed into every version, so signatures cannot cross meshes. */
+  id: string
+  /** Multiaddrs to listen on. */
+  listen: string[]
+  /** Multiaddrs ending in /p2p/<peer id>, dialled at start and whenever no peer is connected. */
+  bootstrap: string[]
+  /** Discover peers on the LAN with mDNS. Off: most fleets span networks, and it announces the node. */
+  mdns: boolean
+  /** Interval of the push-pull anti-entropy exchange with one random peer. Lower repairs faster, costs one index exchange per interval. */
+  pushPullIntervalMs: number
+  /** Peers a new version is pushed to at once. Higher spreads faster, costs duplicates. */
+  pushFanout: number
+  /** Connections the node keeps open; it dials known members until it has this many. */
+  targetPeers: number
+}
+
+export interface ApiConfig {
+  /** Unix socket of the local API; created mode 0660 in a directory the daemon owns. */
+  socket: string
+}
+
+export interface MetricsConfig {
+  /** host:port of the Prometheus endpoint; empty for off. Only loopback hosts are accepted. */
+  listen: string
+}
+
+export interface Config {
+  /** Holds identity.key, files/, versions/ and staging/. */
+  stateDir: string
+  logLevel: LogLevel
+  /** Versions dated further ahead than this are refused until the clock catches up. */
+  maxClockSkewMs: number
+  network: NetworkConfig
+  api: ApiConfig
+  metrics: MetricsConfig
+  /** The allowlist: file name to its signers' raw 32-byte public keys. */
+  files: Map<string, Uint8Array[]>
+}
+
+export function defaultConfig (): Config {
+  return {
+    stateDir: DEFAULT_STATE_DIR,
+    logLevel: 'info',
+    maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
+    network: {
+      id: 'data-mesher',
+      listen: [...DEFAULT_LISTEN],
+      bootstrap: [],
+      mdns: false,
+      pushPullIntervalMs: DEFAULT_PUSH_PULL_INTERVAL_MS,
+      pushFanout: DEFAULT_PUSH_FANOUT,
+      targetPeers: DEFAULT_TARGET_PEERS
+    },
+    api: { socket: DEFAULT_API_SOCKET },
+    metrics: { listen: '' },
+    files: new Map()
+  }
+}

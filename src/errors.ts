@@ -1,0 +1,49 @@
+/**
+ * Every failure the project reports has a stable code. Code and tests match on
+ * `code`, never on message text; the CLI maps codes to exit statuses.
+ */
+export type ErrorCode =
+  // config
+  | 'ERR_CONFIG'
+  // keys
+  | 'ERR_KEY'
+  // names
+  | 'ERR_NAME_INVALID'
+  // envelope / wire decoding
+  | 'ERR_DECODE'
+  // acceptance policy (see src/policy/accept.ts)
+  | 'ERR_NAME_NOT_ALLOWED'
+  | 'ERR_SIGNER_NOT_ALLOWED'
+  | 'ERR_BAD_SIGNATURE'
+  | 'ERR_WRONG_NETWORK'
+  | 'ERR_TOO_LARGE'
+  | 'ERR_CONTENT_MISMATCH'
+  | 'ERR_STALE'
+  | 'ERR_ALREADY_HELD'
+  | 'ERR_FUTURE_TIMESTAMP'
+  | 'ERR_EXPIRED'
+  // store
+  | 'ERR_STORE_IO'
+  // local API
+  | 'ERR_DAEMON_UNREACHABLE'
+  | 'ERR_API'
+  | 'ERR_USAGE'
+
+export class DmError extends Error {
+  readonly code: ErrorCode
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'DmError'
+  }
+}
+
+export function isDmError (err: unknown): err is DmError {
+  return err instanceof DmError
+}
+
+/** A short, single-line description of any thrown value. */
+export function describeError (err: unknown): string {
+  if (err instanceof Error) return err.message
+  return String(err)
+}

@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto'
+import type { ErrorCode } from '../errors.js'
+import {
+  EMPTY_SHA256, MAX_CONTENT_BYTES, VersionKind, compareVersions, signatureIsValid, versionId,
+  type SignedVersion
+} from '../format/version.js'
+import { printable } from '../format/names.js'
+
+/*
+ * The acceptance policy: the one place that decides whether a version is
+ * believed, wherever it came from (local publish, eager push, anti-entropy).
+ * Pure: the clock is passed in, nothing is read from disk or network.
+ */
+
+export interface PolicyContext {
+  networkId: Uint8Array
+  /** file name -> raw public keys allowed to sign it */
+  allowlist: ReadonlyMap<string, readonly Uint8Array[]>
+  maxClockSkewMs: number
+  nowMs: number
+}
+
+/** What the policy needs to know about the version already held for a name. */
+export interface HeldVersion {
+  timestampMs: number
+  id: Uint8Array
+}
+
+export type Verdict =
+  | { ok: true, id: Uint8Array }
+  | Refusal
+
+export interface Refusal {
+  ok: false
+  code: ErrorCode
+  /** One human sentence. */
+  reason: string
+  /** True when the same version may be accepted later (a future timestamp). */
+  retryable: boolean
+}
+
+function refuse (code: ErrorCode, reason: string, retryable = false): Refusal {
+  return { ok: false, code, reason, retryable }
+}
+
+export function signersFor (ctx: Pick<PolicyContext, 'allowlist'>, name: string): readonly Uint8Array[] | undefined {
+  return ctx.allowlist.get(name)
+}
+
+/**
+ * Checks everything that can be checked without the content. Cheap checks come
+ * first, so a flood of stale or unlisted announcements costs no signature checks.
+ */
+export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ctx: PolicyContext): Verdict {
+  if (!Buffer.from(v.networkId).equals(ctx.networkId)) {
+    return refuse('ERR_WRONG_NETWORK', `version of "${printable(v.name)}" was signed for another network id`)
+  }
+  const signers = signersFor(ctx, v.name)
+  if (signers === undefined) {
+    return refuse('ERR_NAME_NOT_ALLOWED', `"${printable(v.name)}" is not listed in [files]`)
+  }
+  if (!signers.some(k => Buffer.from(k).equals(v.signer))) {
+    return refuse('ERR_SIGNER_NOT_ALLOWED', `signer ${Buffer.from(v.signer).toString('base64')} is not listed for "${printable(v.name)}"`)
+  }
+  if (v.size > MAX_CONTENT_BYTES) {
+    return refuse('ERR_TOO_LARGE', `"${printable(v.name)}" is ${v.size} bytes; the limit is ${MAX_CONTENT_BYTES}`)
+  }
+  if (v.kind === VersionKind.Tombstone && (v.size !== 0 || !Buffer.from(v.sha256).equals(EMPTY_SHA256))) {
+    return refuse('ERR_CONTENT_MISMATCH', `tombstone for "${printable(v.name)}" declares content`)
+  }
+  if (v.expiresAtMs !== 0 && v.expiresAtMs <= v.timestampMs) {
+    return refuse('ERR_EXPIRED', `version of "${printable(v.name)}" expires before it was signed`)
+  }
+  if (v.expiresAtMs !== 0 && v.expiresAtMs <= ctx.nowMs) {
+    return refuse('ERR_EXPIRED', `version of "${printable(v.name)}" expired at ${iso(v.expiresAtMs)}`)
+  }
+  const id = versionId(v)
+  if (held !== undefined) {
+    const order = compareVersions({ timestampMs: v.timestampMs, id }, held)
+    if (order === 0) return refuse('ERR_ALREADY_HELD', `this version of "${printable(v.name)}" is already held`)
+    if (order < 0) {
+      return refuse('ERR_STALE', held.timestampMs === v.timestampMs
+        ? `"${printable(v.name)}" has another version with the same timestamp that wins the tie-break`
+        : `"${printable(v.name)}" signed at ${iso(v.timestampMs)} is not newer than the held version (${iso(held.timestampMs)})`)
+    }
+  }
+  if (v.timestampMs > ctx.nowMs + ctx.maxClockSkewMs) {
+    return refuse('ERR_FUTURE_TIMESTAMP', `"${printable(v.name)}" is dated ${iso(v.timestampMs)}, more than ${ctx.maxClockSkewMs} ms ahead of this clock; refused for now`, true)
+  }
+  if (!signatureIsValid(v)) {
+    return refuse('ERR_BAD_SIGNATURE', `signature on "${printable(v.name)}" is not valid`)
+  }
+  return { ok: true, id }
+}
+
+/** Checks content against the signed size and hash. */
+export function checkContent (v: SignedVersion, content: Uint8Array): Verdict {
+  if (content.length !== v.size) {
+    return refuse('ERR_CONTENT_MISMATCH', `"${printable(v.name)}" content is ${content.length} bytes; the signature says ${v.size}`)
+  }
+  const digest = createHash('sha256').update(content).digest()
+  if (!digest.equals(v.sha256)) {
+    return refuse('ERR_CONTENT_MISMATCH', `"${printable(v.name)}" content does not match the signed SHA-256`)
+  }
+  return { ok: true, id: versionId(v) }
+}
+
+/** Both checks, for callers that already hold the content. */
+export function checkVersion (v: SignedVersion, content: Uint8Array, held: HeldVersion | undefined, ctx: PolicyContext): Verdict {
+  const header = checkHeader(v, held, ctx)
+  if (!header.ok) return header
+  const body = checkContent(v, content)
+  return body.ok ? header : body
+}
+
+function iso (ms: number): string {
+  const d = new Date(ms)
+  return Number.isNaN(d.getTime()) ? `${ms} ms` : d.toISOString()
+}

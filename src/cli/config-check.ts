@@ -1,4 +1,4 @@
-import { loadConfig } from '../config/load.js'
+import { checkAddresses, loadConfig } from '../config/load.js'
 import { configOption, str, type Command } from './command.js'
 
 export const configCheck: Command = {
@@ -10,6 +10,7 @@ export const configCheck: Command = {
   async run (args) {
     const path = str(args, 'config') as string
     const cfg = loadConfig(path)
+    await checkAddresses(cfg, path)
     process.stdout.write(`${path}: OK (network "${cfg.network.id}", ${cfg.files.size} file name${cfg.files.size === 1 ? '' : 's'} allowed)\n`)
     return 0
   }

@@ -1,7 +1,6 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { parse as parseToml, TomlError } from 'smol-toml'
-import { multiaddr } from '@multiformats/multiaddr'
 import { DmError } from '../errors.js'
 import { parsePublicKeyBase64 } from '../crypto/keys.js'
 import { nameProblem, printable } from '../format/names.js'
@@ -142,6 +141,7 @@ class Validator {
     return val as T
   }
 
+  /** Shape only: a full multiaddr parse loads libp2p code, so it waits for checkAddresses(). */
   multiaddrs (t: Table, key: string, def: string[], needPeerId: boolean): string[] {
     const val = t[key]
     if (val === undefined) return def
@@ -150,14 +150,8 @@ class Validator {
       return def
     }
     val.forEach((s: string, i: number) => {
-      try {
-        const ma = multiaddr(s)
-        if (needPeerId && ma.getComponents().at(-1)?.name !== 'p2p') {
-          this.problem(`network.${key}[${i}]: "${printable(s)}" must end in /p2p/<peer id> (see dm id)`)
-        }
-      } catch (err) {
-        this.problem(`network.${key}[${i}]: "${printable(s)}" is not a multiaddr (${(err as Error).message})`)
-      }
+      if (!s.startsWith('/')) this.problem(`network.${key}[${i}]: "${printable(s)}" is not a multiaddr (it must start with "/")`)
+      else if (needPeerId && !/\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(s)) this.problem(`network.${key}[${i}]: "${printable(s)}" must end in /p2p/<peer id> (see dm id)`)
     })
     return val
   }
@@ -190,8 +184,33 @@ class Validator {
       for (let i = 1; i < segs.length; i++) {
         const dir = segs.slice(0, i).join('/')
         if (out.has(dir)) this.problem(`files."${dir}": is a file, but files."${name}" needs it as a directory`)
+        // The store keeps the envelope of "a" at versions/a.sig, a file, which "a.sig/b" needs as a directory.
+        if (dir.endsWith('.sig') && out.has(dir.slice(0, -4))) {
+          this.problem(`files."${dir.slice(0, -4)}": its envelope is the file versions/${dir}, but files."${name}" needs that path as a directory`)
+        }
       }
     }
     return out
   }
+}
+
+/**
+ * Parses every multiaddr in the config. Separate from loadConfig() because
+ * the multiaddr library costs ~100 ms to load, which `dm publish` should not pay.
+ */
+export async function checkAddresses (cfg: Config, source = 'config'): Promise<void> {
+  const { multiaddr } = await import('@multiformats/multiaddr')
+  const { peerIdFromString } = await import('@libp2p/peer-id')
+  const problems: string[] = []
+  const check = (key: string, list: string[]): void => list.forEach((s, i) => {
+    try {
+      const last = multiaddr(s).getComponents().at(-1)
+      if (last?.name === 'p2p' && last.value !== undefined) peerIdFromString(last.value)
+    } catch (err) {
+      problems.push(`network.${key}[${i}]: "${printable(s)}" is not a multiaddr (${(err as Error).message})`)
+    }
+  })
+  check('listen', cfg.network.listen)
+  check('bootstrap', cfg.network.bootstrap)
+  if (problems.length > 0) throw new ConfigError(source, problems)
 }

@@ -84,11 +84,13 @@ export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ct
         : `"${printable(v.name)}" signed at ${iso(v.timestampMs)} is not newer than the held version (${iso(held.timestampMs)})`)
     }
   }
-  if (v.timestampMs > ctx.nowMs + ctx.maxClockSkewMs) {
-    return refuse('ERR_FUTURE_TIMESTAMP', `"${printable(v.name)}" is dated ${iso(v.timestampMs)}, more than ${ctx.maxClockSkewMs} ms ahead of this clock; refused for now`, true)
-  }
+  // The signature is checked before the clock: a future-dated refusal says
+  // "retryable", which must never be said of a forgery.
   if (!signatureIsValid(v)) {
     return refuse('ERR_BAD_SIGNATURE', `signature on "${printable(v.name)}" is not valid`)
+  }
+  if (v.timestampMs > ctx.nowMs + ctx.maxClockSkewMs) {
+    return refuse('ERR_FUTURE_TIMESTAMP', `"${printable(v.name)}" is dated ${iso(v.timestampMs)}, more than ${ctx.maxClockSkewMs} ms ahead of this clock; refused for now`, true)
   }
   return { ok: true, id }
 }

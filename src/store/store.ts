@@ -22,6 +22,7 @@ import { DIR_MODE, ensureParent, fsyncDir, writeNewFileSynced } from './durable.
  */
 
 export interface HeldEntry extends HeldVersion {
+  name: string
   version: SignedVersion
   envelope: Buffer
   /** False when the content on disk is missing or does not match: it must be fetched again. */
@@ -116,7 +117,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       events.problem(`content of "${printable(version.name)}" is missing or does not match its signed hash; it will be fetched again`)
       present = false
     }
-    index.set(version.name, { version, envelope, id, timestampMs: version.timestampMs, present })
+    index.set(version.name, { name: version.name, version, envelope, id, timestampMs: version.timestampMs, present })
   }
 
   async function walk (dir: string): Promise<string[]> {
@@ -159,10 +160,11 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       else await fs.rm(target, { force: true })
       await Promise.all([fsyncDir(sigDir), fsyncDir(fileDir)])
     } catch (err) {
-      await Promise.all([fs.rm(stagedSig, { force: true }), fs.rm(staged, { force: true })])
+      // Best effort: a failing clean-up must not replace the error being reported.
+      await Promise.all([fs.rm(stagedSig, { force: true }), fs.rm(staged, { force: true })]).catch(() => {})
       throw new DmError('ERR_STORE_IO', `cannot store "${printable(version.name)}": ${describeError(err)}`, { cause: err })
     }
-    index.set(version.name, { version, envelope, id, timestampMs: version.timestampMs, present: true })
+    index.set(version.name, { name: version.name, version, envelope, id, timestampMs: version.timestampMs, present: true })
     return { committed: true }
   }
 

@@ -1,0 +1,68 @@
+import { DmError } from '../errors.js'
+import { Reader, Writer } from '../format/binary.js'
+import { MAX_ATTACHMENT_BYTES, MAX_CONTENT_BYTES, decodeEnvelope, encodeEnvelope, type SignedVersion } from '../format/version.js'
+
+/*
+ * The local API (docs/API.md): HTTP/1.1 over a Unix socket. Publishing posts
+ * one binary body, `u32 envelope length || envelope || content`; every other
+ * call exchanges JSON.
+ */
+
+/** Largest envelope: fixed fields, a 255-byte name and full attachments. */
+const MAX_ENVELOPE_BYTES = 512 + MAX_ATTACHMENT_BYTES
+export const MAX_PUBLISH_BODY_BYTES = 4 + MAX_ENVELOPE_BYTES + MAX_CONTENT_BYTES
+
+export function encodePublishBody (v: SignedVersion, content: Uint8Array): Buffer {
+  return new Writer().bytes32(encodeEnvelope(v)).bytes(content).finish()
+}
+
+export function decodePublishBody (body: Uint8Array): { version: SignedVersion, content: Uint8Array } {
+  const r = new Reader(body, 'publish request')
+  const version = decodeEnvelope(r.bytes32(MAX_ENVELOPE_BYTES))
+  const content = r.bytes(r.remaining)
+  if (content.length > MAX_CONTENT_BYTES) throw new DmError('ERR_TOO_LARGE', `content is ${content.length} bytes; the limit is ${MAX_CONTENT_BYTES}`)
+  return { version, content }
+}
+
+/** The JSON form of a held version, as `dm list --json` prints it. */
+export interface VersionInfo {
+  name: string
+  size: number
+  timestampMs: number
+  signedAt: string
+  expiresAtMs: number
+  signer: string
+  sha256: string
+  id: string
+  tombstone: boolean
+  present: boolean
+}
+
+export interface PeerInfoJson {
+  id: string
+  addrs: string[]
+  connected: boolean
+  bootstrap: boolean
+  failures: number
+  lastSeenMs: number | null
+}
+
+export interface StatusInfo {
+  peerId: string
+  listen: string[]
+  network: string
+  uptimeMs: number
+  peersConnected: number
+  peersKnown: number
+  files: number
+  syncRounds: number
+  lastSyncAtMs: number | null
+  lastSyncDurationMs: number | null
+}
+
+/** Error bodies carry the stable code; the CLI prints the reason. */
+export interface ApiError {
+  ok: false
+  code: string
+  reason: string
+}

@@ -1,0 +1,45 @@
+import { checkAddresses, loadConfig } from '../config/load.js'
+import { configOption, jsonOption, str, type Command } from './command.js'
+import { printJson } from './output.js'
+
+export const daemon: Command = {
+  summary: 'run the mesh daemon (systemd runs this)',
+  usage: 'dm daemon [--config PATH]',
+  details: 'Joins the mesh, replicates the files listed in [files] into <state_dir>/files/,\nand serves the local API on [api] socket. Stops cleanly on SIGTERM or SIGINT.',
+  options: configOption,
+  positionals: { min: 0, max: 0 },
+  async run (args) {
+    const path = str(args, 'config') as string
+    const config = loadConfig(path)
+    await checkAddresses(config, path)
+    await import('../polyfill.js')
+    const { startDaemon } = await import('../daemon/daemon.js')
+    const d = await startDaemon(config)
+    await new Promise<void>(resolve => {
+      const stop = (): void => { void d.stop().finally(resolve) }
+      process.once('SIGTERM', stop)
+      process.once('SIGINT', stop)
+    })
+    return 0
+  }
+}
+
+export const id: Command = {
+  summary: 'print this node\'s peer id and listen addresses (creates the identity if missing)',
+  usage: 'dm id [--config PATH] [--json]',
+  details: 'Use the printed addresses (with 0.0.0.0 replaced by a reachable address) as\nother nodes\' [network] bootstrap entries. Works before the daemon has ever run.',
+  options: { ...configOption, ...jsonOption },
+  positionals: { min: 0, max: 0 },
+  async run (args) {
+    const config = loadConfig(str(args, 'config') as string)
+    await import('../polyfill.js')
+    const { loadOrCreateIdentity } = await import('../net/identity.js')
+    const { dialableAddrs } = await import('../daemon/daemon.js')
+    const identity = await loadOrCreateIdentity(config.stateDir)
+    const peerId = identity.peerId.toString()
+    const addrs = dialableAddrs(config.network.listen, peerId)
+    if (args.values.json === true) printJson({ peerId, addrs })
+    else process.stdout.write(`${peerId}\n${addrs.map(a => `  ${a}\n`).join('')}`)
+    return 0
+  }
+}

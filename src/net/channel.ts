@@ -1,0 +1,43 @@
+import * as lp from 'it-length-prefixed'
+import type { Stream } from '@libp2p/interface'
+import { DmError } from '../errors.js'
+import { MAX_FRAME_BYTES } from '../protocol/messages.js'
+import type { Channel } from '../sync/transport.js'
+
+/**
+ * How long a peer may take to deliver one whole frame. A slow-loris peer
+ * trickling bytes loses its stream here; honest frames are at most 4 MiB.
+ */
+export const FRAME_TIMEOUT_MS = 15_000
+
+/** Wraps a libp2p stream as a Channel: unsigned-varint length-prefixed frames, bounded and timed. */
+export function streamChannel (stream: Stream, peer: string): Channel {
+  const frames = lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
+  return {
+    peer,
+    async send (frame) {
+      if (!stream.send(lp.encode.single(frame))) await stream.onDrain({ signal: AbortSignal.timeout(FRAME_TIMEOUT_MS) })
+    },
+    async read () {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new DmError('ERR_DECODE', `no complete frame within ${FRAME_TIMEOUT_MS} ms`)), FRAME_TIMEOUT_MS)
+      })
+      try {
+        const next = await Promise.race([frames.next(), timeout])
+        return next.done === true ? undefined : next.value.subarray()
+      } catch (err) {
+        stream.abort(err as Error)
+        throw err
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+    async close () {
+      await stream.close({ signal: AbortSignal.timeout(FRAME_TIMEOUT_MS) })
+    },
+    abort (err) {
+      stream.abort(err)
+    }
+  }
+}

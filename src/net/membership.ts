@@ -1,0 +1,164 @@
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import PQueue from 'p-queue'
+import { describeError } from '../errors.js'
+import type { PeerInfo } from '../protocol/messages.js'
+import type { PeerExchange } from '../sync/engine.js'
+import { sample, systemClock, type Clock } from '../util/clock.js'
+import { silentLog, type Log } from '../util/log.js'
+import type { MeshNode } from './node.js'
+
+/*
+ * Membership: who we know, who we are connected to, and keeping enough
+ * connections open. Members are learned from bootstrap addresses, from
+ * identify (a peer's own listen addresses) and from peers' samples in
+ * push-pull summaries, so the mesh does not stay a star around bootstrap nodes.
+ */
+
+/** Members remembered at most; further strangers are ignored, so a peer cannot flood this table. */
+export const MAX_KNOWN_MEMBERS = 4096
+/** How often the connection count is checked and topped up. */
+export const MAINTAIN_INTERVAL_MS = 1000
+/** Redial backoff: doubles from the base per consecutive failure, up to the cap. */
+export const REDIAL_BASE_MS = 500
+export const REDIAL_MAX_MS = 60_000
+const MAX_PARALLEL_DIALS = 4
+const DIAL_TIMEOUT_MS = 5000
+
+export interface Member {
+  id: string
+  addrs: string[]
+  bootstrap: boolean
+  connected: boolean
+  failures: number
+  nextDialAtMs: number
+  lastSeenMs: number | undefined
+}
+
+export interface MembershipInit {
+  node: MeshNode
+  bootstrap: string[]
+  targetPeers: number
+  log?: Log
+  clock?: Clock
+  random?: () => number
+  /** Called when we open a connection to a peer (a join or rejoin). Must not block. */
+  onOutboundConnection?: (peer: string) => void
+}
+
+export interface Membership extends PeerExchange {
+  start: () => void
+  stop: () => void
+  members: () => Member[]
+}
+
+export function createMembership (init: MembershipInit): Membership {
+  const { node } = init
+  const log = init.log ?? silentLog
+  const clock = init.clock ?? systemClock
+  const random = init.random ?? Math.random
+  const self = node.peerId.toString()
+  const known = new Map<string, Omit<Member, 'connected'>>()
+  const dials = new PQueue({ concurrency: MAX_PARALLEL_DIALS })
+  let timer: NodeJS.Timeout | undefined
+
+  function remember (id: string, addrs: string[], bootstrap = false): void {
+    if (id === self) return
+    const m = known.get(id)
+    if (m !== undefined) {
+      if (addrs.length > 0) m.addrs = addrs
+      return
+    }
+    if (known.size >= MAX_KNOWN_MEMBERS) return
+    known.set(id, { id, addrs, bootstrap, failures: 0, nextDialAtMs: 0, lastSeenMs: undefined })
+  }
+
+  for (const addr of init.bootstrap) {
+    const id = multiaddr(addr).getComponents().at(-1)?.value
+    if (id !== undefined) remember(id, [addr], true)
+  }
+
+  /** Keeps only addresses that parse, naming the peer (so a dial checks who answers). */
+  function cleanAddrs (id: string, addrs: string[]): string[] {
+    const out: string[] = []
+    for (const a of addrs.slice(0, 8)) {
+      try {
+        const ma = multiaddr(a)
+        const last = ma.getComponents().at(-1)
+        out.push(last?.name === 'p2p' ? (last.value === id ? ma.toString() : '') : `${ma.toString()}/p2p/${id}`)
+      } catch {}
+    }
+    return out.filter(a => a !== '')
+  }
+
+  const connectedSet = (): Set<string> => new Set(node.getPeers().map(p => p.toString()))
+
+  async function dial (m: Omit<Member, 'connected'>): Promise<void> {
+    try {
+      await node.dial(m.addrs.map(a => multiaddr(a)) as Multiaddr[], { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+      m.failures = 0
+      m.lastSeenMs = clock.nowMs()
+    } catch (err) {
+      m.failures++
+      const backoff = Math.min(REDIAL_BASE_MS * 2 ** m.failures, REDIAL_MAX_MS)
+      m.nextDialAtMs = clock.nowMs() + backoff * (0.5 + random() / 2)
+      log.debug({ peer: m.id, failures: m.failures, err: describeError(err) }, 'dial failed')
+    }
+  }
+
+  function maintain (): void {
+    const connected = connectedSet()
+    const missing = init.targetPeers - connected.size
+    if (missing <= 0 || dials.size + dials.pending > 0) return
+    const now = clock.nowMs()
+    const candidates = [...known.values()].filter(m => !connected.has(m.id) && m.addrs.length > 0 && m.nextDialAtMs <= now)
+    for (const m of sample(candidates, missing, random)) void dials.add(async () => await dial(m))
+  }
+
+  node.addEventListener('peer:identify', evt => {
+    const id = evt.detail.peerId.toString()
+    remember(id, cleanAddrs(id, evt.detail.listenAddrs.map(a => a.toString())))
+    const m = known.get(id)
+    if (m !== undefined) { m.lastSeenMs = clock.nowMs(); m.failures = 0 }
+  })
+  node.addEventListener('connection:open', evt => {
+    if (evt.detail.direction === 'outbound') init.onOutboundConnection?.(evt.detail.remotePeer.toString())
+  })
+  node.addEventListener('peer:disconnect', () => { setImmediate(maintain) })
+  node.addEventListener('peer:discovery', evt => {
+    const id = evt.detail.id.toString()
+    remember(id, cleanAddrs(id, evt.detail.multiaddrs.map(a => a.toString())))
+  })
+
+  return {
+    start () {
+      maintain()
+      timer = setInterval(maintain, MAINTAIN_INTERVAL_MS)
+      timer.unref()
+    },
+    stop () {
+      clearInterval(timer)
+      dials.clear()
+    },
+    members () {
+      const connected = connectedSet()
+      return [...known.values()].map(m => ({ ...m, connected: connected.has(m.id) }))
+    },
+    sample (n) {
+      const connected = connectedSet()
+      const good = [...known.values()].filter(m => m.addrs.length > 0 && (connected.has(m.id) || m.failures === 0))
+      return sample(good, n, random).map(m => ({ id: m.id, addrs: m.addrs }))
+    },
+    learn (peers: PeerInfo[], from: string) {
+      for (const p of peers) {
+        try {
+          peerIdFromString(p.id)
+        } catch {
+          log.debug({ from, peer: p.id }, 'ignoring member with a bad peer id')
+          continue
+        }
+        if (!known.has(p.id)) remember(p.id, cleanAddrs(p.id, p.addrs))
+      }
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { mdns } from '@libp2p/mdns'
+import type { Identity } from './identity.js'
+
+export interface NodeOptions {
+  identity: Identity
+  listen: string[]
+  /** Mixed into every Noise handshake: nodes of different networks cannot connect. */
+  networkId: Uint8Array
+  mdns: boolean
+  /** Hard cap on open connections. */
+  maxConnections: number
+}
+
+export type MeshNode = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>> }>
+
+/** Yamux window: large enough that a 10 MiB transfer is not stalled waiting for window updates. */
+const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+
+export async function createMeshNode (o: NodeOptions): Promise<MeshNode> {
+  return await createLibp2p({
+    privateKey: o.identity.privateKey,
+    addresses: { listen: o.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise({ prologueBytes: o.networkId })],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
+    peerDiscovery: o.mdns ? [mdns()] : [],
+    connectionManager: {
+      maxConnections: o.maxConnections,
+      // A fleet restarting at once dials in bursts; the default of 5/s per host refuses them.
+      inboundConnectionThreshold: 100,
+      maxIncomingPendingConnections: 64
+    },
+    services: { identify: identify(), ping: ping() }
+  }) as unknown as MeshNode
+}

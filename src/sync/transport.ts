@@ -1,0 +1,33 @@
+/*
+ * The seam between the sync logic and the network. The sync engine speaks
+ * only this interface; net/libp2p-transport.ts implements it over libp2p
+ * streams, and tests can implement it in memory.
+ */
+
+/** A framed, bidirectional channel to one peer (one libp2p stream). */
+export interface Channel {
+  /** The remote peer's id. */
+  readonly peer: string
+  /** Sends one frame; waits while the peer applies backpressure. */
+  send: (frame: Uint8Array) => Promise<void>
+  /**
+   * The next frame, or undefined once the peer has closed its side. Rejects
+   * when a frame exceeds the transport's limit or the channel times out.
+   */
+  read: () => Promise<Uint8Array | undefined>
+  /** Closes our side gracefully (the peer reads end-of-stream). */
+  close: () => Promise<void>
+  /** Drops the channel at once. */
+  abort: (err: Error) => void
+}
+
+export type ChannelHandler = (channel: Channel) => Promise<void>
+
+export interface Transport {
+  /** Ids of the peers we are connected to right now. */
+  connectedPeers: () => string[]
+  /** Opens a channel for `protocol` to a connected or dialable peer. */
+  open: (peer: string, protocol: string) => Promise<Channel>
+  /** Serves `protocol`; the handler owns the channel and must close or abort it. */
+  handle: (protocol: string, handler: ChannelHandler) => Promise<void>
+}

@@ -1,0 +1,65 @@
+/* Shared fixtures for the unit tests (not a test file itself). */
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { DmError, type ErrorCode } from '../../src/errors.js'
+import { rawPublicKey, type SigningKey } from '../../src/crypto/keys.js'
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+/** PKCS#8 DER prefix of an Ed25519 private key; the 32-byte seed follows it. */
+export const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+
+export function keyFromSeed (seed: Uint8Array): SigningKey {
+  const privateKey: KeyObject = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  return { privateKey, publicKey: rawPublicKey(createPublicKey(privateKey)) }
+}
+
+/** A deterministic key per small integer, so failures reproduce. */
+export function testKey (n: number): SigningKey {
+  return keyFromSeed(Buffer.alloc(32, n))
+}
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export function tempDir (prefix = 'dm-test-'): { dir: string, cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** An assert.throws / rejects matcher for a DmError with the given code. */
+export function dmError (code: ErrorCode, message?: RegExp): (err: unknown) => boolean {
+  return (err: unknown) => {
+    if (!(err instanceof DmError)) throw new Error(`expected DmError ${code}, got ${String(err)}`)
+    if (err.code !== code) throw new Error(`expected DmError ${code}, got ${err.code}: ${err.message}`)
+    if (message !== undefined && !message.test(err.message)) throw new Error(`message ${JSON.stringify(err.message)} does not match ${String(message)}`)
+    return true
+  }
+}
+
+export interface VectorFile {
+  format: string
+  key: { seedHex: string, publicKeyBase64: string, publicKeyHex: string, privateKeyPkcs8Pem: string }
+  network: { id: string, networkIdHex: string }
+  vectors: Array<{
+    description: string
+    kind: 'file' | 'tombstone'
+    kindByte: number
+    name: string
+    contentUtf8: string
+    contentHex: string
+    timestampMs: number
+    expiresAtMs: number
+    size: number
+    sha256Hex: string
+    signedBytesHex: string
+    signatureHex: string
+    envelopeHex: string
+    versionIdHex: string
+  }>
+}
+
+export function loadVectors (): VectorFile {
+  return JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'vectors', 'version-v1.json'), 'utf8')) as VectorFile
+}

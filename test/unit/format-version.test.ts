@@ -1,16 +1,19 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
 import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
 import {
   EMPTY_SHA256, MAX_ATTACHMENT_BYTES, NETWORK_TAG, VERSION_TAG, VersionKind, compareVersions, decodeEnvelope,
-  encodeEnvelope, hex, networkIdFrom, newVersion, sha256, signVersion, signatureIsValid, signedBytes, versionId,
+  encodeEnvelope, hex, networkIdFrom, newVersion, sha256, signatureIsValid, signedBytes, versionId,
   type SignedVersion, type VersionHeader
 } from '../../src/format/version.js'
 import { sign, verify } from '../../src/crypto/ed25519.js'
 import { Reader, Writer } from '../../src/format/binary.js'
-import { dmError, keyFromSeed, loadVectors, testKey } from './helpers.js'
+import { REPO_ROOT, dmError, keyFromSeed, loadVectors, testKey } from './helpers.js'
 
 ed.hashes.sha512 = sha512
 
@@ -280,4 +283,35 @@ test('Reader and Writer: big-endian fields and bounds', () => {
   assert.throws(() => new Reader(Buffer.from('0005', 'hex')).count16(4), dmError('ERR_DECODE'))
   assert.throws(() => new Writer().u16(0x10000), RangeError)
   assert.throws(() => new Writer().u32(-1), RangeError)
+})
+
+test('docs/PROTOCOL.md reproduces the vector values', () => {
+  const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'PROTOCOL.md'), 'utf8')
+  // Hex blocks are wrapped at 64 characters; compare with whitespace removed.
+  const flat = doc.replace(/\s+/g, '')
+  for (const value of [vectors.key.seedHex, vectors.key.publicKeyBase64, vectors.key.publicKeyHex, vectors.network.networkIdHex]) {
+    assert.ok(flat.includes(value), `${value} is missing from docs/PROTOCOL.md`)
+  }
+  assert.ok(doc.includes(vectors.key.privateKeyPkcs8Pem.trim()))
+  for (const v of vectors.vectors) {
+    for (const value of [v.signedBytesHex, v.signatureHex, v.envelopeHex, v.versionIdHex, v.sha256Hex]) {
+      assert.ok(flat.includes(value), `${v.description}: ${value.slice(0, 16)}… is missing from docs/PROTOCOL.md`)
+    }
+  }
+})
+
+const missingTools = ['openssl', 'jq', 'xxd'].filter(t => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0)
+test('the OpenSSL recipe in docs/PROTOCOL.md works', { skip: missingTools.length > 0 ? `needs ${missingTools.join(', ')} on PATH` : false }, () => {
+  const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'PROTOCOL.md'), 'utf8')
+  const m = /### 9\.4[^\n]*\n[\s\S]*?```sh\n([\s\S]*?)```/.exec(doc)
+  assert.ok(m !== null, 'no shell recipe under 9.4')
+  const r = spawnSync('sh', ['-e', '-c', m[1]], { cwd: REPO_ROOT, encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stderr)
+  const first = vectors.vectors[0]
+  assert.match(r.stdout, /^Signature Verified Successfully$/m)
+  assert.ok(r.stdout.includes(first.signatureHex))
+  assert.ok(r.stdout.includes(first.versionIdHex))
+  assert.ok(r.stdout.includes(vectors.network.networkIdHex))
+  assert.match(r.stdout, /Signature Verification Failure/)
+  assert.match(r.stdout, /refused, as it should be/)
 })

@@ -1,0 +1,202 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { generateKeyPairSync, createPublicKey } from 'node:crypto'
+import { rawPublicKey, publicKeyToBase64, type SigningKey } from '../../src/crypto/keys.ts'
+import { encodePublishBody } from '../../src/api/wire.ts'
+import { apiRequest } from '../../src/api/client.ts'
+import { networkIdFrom, newVersion, type SignedVersion } from '../../src/format/version.ts'
+import { waitFor } from './wait.ts'
+
+/*
+ * Real daemons as separate processes (the compiled bin/dm), on 127.0.0.1,
+ * with ports picked at run time. Nothing here is mocked.
+ */
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const DM = path.join(ROOT, 'bin/dm')
+
+/** A port that was free a moment ago (the kernel picked it). */
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+export function newSigningKey (dir: string, name: string): SigningKey & { path: string, base64: string } {
+  const { privateKey } = generateKeyPairSync('ed25519')
+  const file = path.join(dir, `${name}.pem`)
+  fs.writeFileSync(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 })
+  const publicKey = rawPublicKey(createPublicKey(privateKey))
+  return { privateKey, publicKey, path: file, base64: publicKeyToBase64(publicKey) }
+}
+
+export interface RunResult { code: number, stdout: string, stderr: string }
+
+export async function runDm (args: string[], opts: { cwd?: string } = {}): Promise<RunResult> {
+  return await new Promise(resolve => {
+    execFile(process.execPath, [DM, ...args], { cwd: opts.cwd, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+export interface NodeOptions {
+  /** [files] table: name -> base64 keys */
+  files: Record<string, string[]>
+  networkId?: string
+  pushPullIntervalMs?: number
+  bootstrap?: string[]
+  extra?: string
+  maxClockSkewMs?: number
+}
+
+export class TestNode {
+  readonly dir: string
+  readonly configPath: string
+  readonly socket: string
+  proc: ChildProcess | undefined
+  peerId = ''
+  log = ''
+  private exited: Promise<void> | undefined
+
+  constructor (readonly name: string, readonly port: number, root: string, private opts: NodeOptions) {
+    this.dir = path.join(root, name)
+    fs.mkdirSync(this.dir, { recursive: true })
+    this.configPath = path.join(this.dir, 'dm.toml')
+    this.socket = path.join(this.dir, 'api.sock')
+    this.writeConfig()
+  }
+
+  get addr (): string { return `/ip4/127.0.0.1/tcp/${this.port}/p2p/${this.peerId}` }
+  get filesDir (): string { return path.join(this.dir, 'state', 'files') }
+
+  setOptions (patch: Partial<NodeOptions>): void {
+    this.opts = { ...this.opts, ...patch }
+    this.writeConfig()
+  }
+
+  writeConfig (): void {
+    const o = this.opts
+    const files = Object.entries(o.files).map(([n, keys]) => `${JSON.stringify(n)} = ${JSON.stringify(keys)}`).join('\n')
+    fs.writeFileSync(this.configPath, [
+      'state_dir = "state"',
+      'log_level = "debug"',
+      o.maxClockSkewMs !== undefined ? `max_clock_skew_ms = ${o.maxClockSkewMs}` : '',
+      '[network]',
+      `id = ${JSON.stringify(o.networkId ?? 'test-net')}`,
+      `listen = ["/ip4/127.0.0.1/tcp/${this.port}"]`,
+      `bootstrap = ${JSON.stringify(o.bootstrap ?? [])}`,
+      `push_pull_interval_ms = ${o.pushPullIntervalMs ?? 60_000}`,
+      o.extra ?? '',
+      '[api]',
+      'socket = "api.sock"',
+      '[files]',
+      files,
+      ''
+    ].join('\n'))
+  }
+
+  /** Computes the peer id offline (dm id), as an operator would. */
+  async identify (): Promise<void> {
+    const r = await runDm(['id', '--config', this.configPath, '--json'])
+    if (r.code !== 0) throw new Error(`dm id failed: ${r.stderr}`)
+    this.peerId = JSON.parse(r.stdout).peerId
+  }
+
+  async start (): Promise<void> {
+    if (this.peerId === '') await this.identify()
+    this.log = ''
+    const proc = spawn(process.execPath, [DM, 'daemon', '--config', this.configPath], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.proc = proc
+    proc.stdout.on('data', (d: Buffer) => { this.log += d.toString() })
+    proc.stderr.on('data', (d: Buffer) => { this.log += d.toString() })
+    this.exited = new Promise(resolve => proc.once('exit', () => resolve()))
+    await waitFor(`${this.name} ready`, () => {
+      if (proc.exitCode !== null) throw new Error(`${this.name} exited: ${this.log}`)
+      return this.log.includes('"daemon ready"')
+    }, 20_000)
+  }
+
+  /** SIGTERM and wait, or SIGKILL when `hard`. */
+  async stop (hard = false): Promise<void> {
+    if (this.proc === undefined || this.proc.exitCode !== null || this.proc.signalCode !== null) return
+    this.proc.kill(hard ? 'SIGKILL' : 'SIGTERM')
+    await this.exited
+  }
+
+  file (name: string): Buffer | undefined {
+    try { return fs.readFileSync(path.join(this.filesDir, name)) } catch { return undefined }
+  }
+
+  async hasFile (name: string, content: Uint8Array): Promise<boolean> {
+    return this.file(name)?.equals(content) === true
+  }
+
+  async api<T> (route: string): Promise<T> {
+    return await apiRequest<T>(this.socket, 'GET', route)
+  }
+
+  /** Hands an already signed version to this daemon's API (as dm publish does). */
+  async submit (v: SignedVersion, content: Uint8Array): Promise<void> {
+    await apiRequest(this.socket, 'POST', '/v1/versions', encodePublishBody(v, content))
+  }
+
+  async connectedPeers (): Promise<number> {
+    return (await this.api<{ peersConnected: number }>('/v1/status')).peersConnected
+  }
+}
+
+export class Cluster {
+  readonly root: string
+  readonly nodes: TestNode[] = []
+  readonly key: ReturnType<typeof newSigningKey>
+
+  constructor (prefix = 'dm-test-') {
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+    this.key = newSigningKey(this.root, 'publisher')
+  }
+
+  /** Adds a node; it bootstraps from the first node unless told otherwise. */
+  async add (opts: Partial<NodeOptions> = {}): Promise<TestNode> {
+    const node = new TestNode(`n${this.nodes.length}`, await freePort(), this.root, {
+      files: opts.files ?? { 'hello.txt': [this.key.base64], 'dns/cnames': [this.key.base64] },
+      ...opts,
+      bootstrap: opts.bootstrap ?? (this.nodes.length > 0 ? [this.nodes[0].addr] : [])
+    })
+    await node.identify()
+    this.nodes.push(node)
+    return node
+  }
+
+  /** Starts n nodes bootstrapping from the first and waits until each has a peer. */
+  static async start (n: number, opts: Partial<NodeOptions> = {}): Promise<Cluster> {
+    const c = new Cluster()
+    for (let i = 0; i < n; i++) await c.add(opts)
+    await Promise.all(c.nodes.map(async node => await node.start()))
+    await Promise.all(c.nodes.map(async node => await waitFor(`${node.name} connected`, async () => (await node.connectedPeers()) > 0)))
+    return c
+  }
+
+  sign (name: string, content: Uint8Array | undefined, timestampMs = Date.now(), key = this.key, networkId = 'test-net'): SignedVersion {
+    return newVersion({ name, content, networkId: networkIdFrom(networkId), privateKey: key.privateKey, signer: key.publicKey, timestampMs })
+  }
+
+  async waitAll (name: string, content: Uint8Array, nodes = this.nodes, timeoutMs = 15_000): Promise<void> {
+    await Promise.all(nodes.map(async n => await waitFor(`${name} on ${n.name}`, async () => await n.hasFile(name, content), timeoutMs)))
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all(this.nodes.map(async n => await n.stop()))
+    fs.rmSync(this.root, { recursive: true, force: true })
+  }
+}

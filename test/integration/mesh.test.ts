@@ -1,0 +1,105 @@
+import { test, after, before } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { Cluster, runDm, newSigningKey } from '../helpers/cluster.ts'
+import { waitFor } from '../helpers/wait.ts'
+import { compareVersions, versionId } from '../../src/format/version.ts'
+
+// Real daemons over real libp2p on 127.0.0.1. The push-pull interval is a
+// minute, so anything that arrives within the deadlines below arrived by push
+// or by the push-pull a (re)connection starts, not by the periodic round.
+
+let c: Cluster
+before(async () => { c = await Cluster.start(4) })
+after(async () => { await c?.stop() })
+
+test('a file published on one node appears with identical bytes on all', async () => {
+  const file = path.join(c.root, 'hello.txt')
+  const content = Buffer.from('hello mesh ' + Date.now())
+  fs.writeFileSync(file, content)
+  const r = await runDm(['publish', file, '--key', c.key.path, '--config', c.nodes[1].configPath])
+  assert.equal(r.code, 0, r.stderr)
+  await c.waitAll('hello.txt', content)
+  for (const n of c.nodes) assert.deepEqual(n.file('hello.txt'), content)
+})
+
+test('nested names land in subdirectories', async () => {
+  const content = Buffer.from('www IN CNAME web1\n')
+  await c.nodes[0].submit(c.sign('dns/cnames', content), content)
+  await c.waitAll('dns/cnames', content)
+})
+
+test('a newer version replaces the file everywhere; an older one never does', async () => {
+  const t = Date.now()
+  const v1 = Buffer.from('version one')
+  const v2 = Buffer.from('version two')
+  await c.nodes[0].submit(c.sign('hello.txt', v1, t + 1), v1)
+  await c.waitAll('hello.txt', v1)
+  await c.nodes[2].submit(c.sign('hello.txt', v2, t + 2), v2)
+  await c.waitAll('hello.txt', v2)
+
+  const old = Buffer.from('older than two')
+  await assert.rejects(c.nodes[3].submit(c.sign('hello.txt', old, t + 1), old), (err: { code?: string }) => err.code === 'ERR_STALE')
+  // A later marker proves the mesh moved on after the stale attempt; the old one is still nowhere.
+  const marker = Buffer.from('marker ' + t)
+  await c.nodes[3].submit(c.sign('dns/cnames', marker, t + 3), marker)
+  await c.waitAll('dns/cnames', marker)
+  for (const n of c.nodes) assert.deepEqual(n.file('hello.txt'), v2)
+})
+
+test('concurrent publishes of one name on different nodes converge on the same version', async () => {
+  for (let round = 0; round < 3; round++) {
+    const t = Date.now()
+    const a = Buffer.from(`from n1 ${round}`)
+    const b = Buffer.from(`from n2 ${round}`)
+    // Equal timestamps on alternate rounds exercise the tie-break.
+    const va = c.sign('hello.txt', a, t)
+    const vb = c.sign('hello.txt', b, round % 2 === 0 ? t : t + 1)
+    await Promise.all([c.nodes[1].submit(va, a), c.nodes[2].submit(vb, b)])
+    const winner = compareVersions({ timestampMs: va.timestampMs, id: versionId(va) }, { timestampMs: vb.timestampMs, id: versionId(vb) }) > 0 ? a : b
+    await c.waitAll('hello.txt', winner)
+  }
+})
+
+test('a stopped node misses two updates and catches up on reconnect, before any periodic round', async () => {
+  const late = c.nodes[3]
+  await late.stop()
+  const t = Date.now()
+  const u1 = Buffer.from('update one while away')
+  const u2 = Buffer.from('update two while away')
+  await c.nodes[1].submit(c.sign('hello.txt', u1, t), u1)
+  await c.nodes[1].submit(c.sign('dns/cnames', u2, t), u2)
+  await c.waitAll('hello.txt', u1, c.nodes.slice(0, 3))
+  assert.notDeepEqual(late.file('hello.txt'), u1)
+  const restartedAt = Date.now()
+  await late.start()
+  await waitFor('catch-up', () => late.file('hello.txt')?.equals(u1) === true && late.file('dns/cnames')?.equals(u2) === true, 10_000)
+  // The interval is 60 s: catching up this fast means the rejoin started a push-pull.
+  assert.ok(Date.now() - restartedAt < 10_000)
+})
+
+test('a version signed by an unlisted key is refused by the local daemon', async () => {
+  const stranger = newSigningKey(c.root, 'stranger')
+  const file = path.join(c.root, 'hello.txt')
+  fs.writeFileSync(file, 'not yours')
+  const r = await runDm(['publish', file, '--key', stranger.path, '--config', c.nodes[0].configPath])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /not listed/)
+  assert.equal(r.stderr.trim().split('\n').length, 1, 'one line on stderr')
+})
+
+test('the mesh keeps replicating with the bootstrap node down', async () => {
+  const [boot, ...rest] = c.nodes
+  // Members learned from each other: every node has a peer other than the bootstrap node.
+  await Promise.all(rest.map(async n => await waitFor(`${n.name} has non-bootstrap peers`, async () => {
+    const peers = await n.api<Array<{ id: string, connected: boolean }>>('/v1/peers')
+    return peers.some(p => p.connected && p.id !== boot.peerId)
+  })))
+  await boot.stop()
+  const content = Buffer.from('after the bootstrap node left ' + Date.now())
+  await rest[0].submit(c.sign('hello.txt', content), content)
+  await c.waitAll('hello.txt', content, rest)
+  await boot.start()
+  await c.waitAll('hello.txt', content)
+})

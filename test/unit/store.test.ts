@@ -1,0 +1,322 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { openStore, type Store } from '../../src/store/store.js'
+import { FILE_MODE } from '../../src/store/durable.js'
+import { VersionKind, encodeEnvelope, hex, networkIdFrom, newVersion, versionId, type SignedVersion } from '../../src/format/version.js'
+import { dmError, tempDir, testKey } from './helpers.js'
+
+const NET = networkIdFrom('store-net')
+const key = testKey(31)
+const other = testKey(32)
+
+function version (name: string, content: string | undefined, timestampMs: number, signer = key): SignedVersion {
+  return newVersion({
+    name, networkId: NET, privateKey: signer.privateKey, signer: signer.publicKey,
+    content: content === undefined ? undefined : Buffer.from(content), timestampMs
+  })
+}
+
+/** A temporary state dir and a store on it, collecting reported problems. */
+async function withStore (fn: (ctx: { dir: string, store: Store, problems: string[], reopen: () => Promise<Store> }) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = tempDir('dm-store-')
+  const problems: string[] = []
+  const open = async (): Promise<Store> => await openStore(dir, { problem: m => problems.push(m) })
+  try {
+    await fn({ dir, store: await open(), problems, reopen: open })
+  } finally {
+    cleanup()
+  }
+}
+
+const read = (dir: string, rel: string): string => fs.readFileSync(path.join(dir, rel), 'utf8')
+const staging = (dir: string): string[] => fs.readdirSync(path.join(dir, 'staging'))
+
+test('openStore creates the layout', async () => {
+  await withStore(async ({ dir, store }) => {
+    for (const d of ['files', 'versions', 'staging']) assert.ok(fs.statSync(path.join(dir, d)).isDirectory(), d)
+    assert.equal(store.filesDir, path.join(dir, 'files'))
+    assert.equal(store.size(), 0)
+  })
+})
+
+test('commit writes content and envelope; reopening restores the same index', async () => {
+  await withStore(async ({ dir, store, problems, reopen }) => {
+    const a = version('dns/cnames', 'hello mesh\n', 1000)
+    const b = version('hosts', 'x', 2000)
+    assert.deepEqual(await store.commit(a, Buffer.from('hello mesh\n')), { committed: true })
+    assert.deepEqual(await store.commit(b, Buffer.from('x')), { committed: true })
+
+    assert.equal(read(dir, 'files/dns/cnames'), 'hello mesh\n')
+    assert.ok(fs.readFileSync(path.join(dir, 'versions/dns/cnames.sig')).equals(encodeEnvelope(a)))
+    assert.equal(fs.statSync(path.join(dir, 'files/dns/cnames')).mode & 0o777, FILE_MODE & ~process.umask())
+    assert.deepEqual(staging(dir), [])
+
+    const entry = store.get('dns/cnames')
+    assert.ok(entry !== undefined)
+    assert.equal(hex(entry.id), hex(versionId(a)))
+    assert.equal(entry.timestampMs, 1000)
+    assert.equal(entry.present, true)
+    assert.equal((await store.readContent('dns/cnames'))?.toString(), 'hello mesh\n')
+
+    const again = await reopen()
+    assert.equal(again.size(), 2)
+    const summary = (s: Store): string[] => [...s.entries()].map(e => `${e.version.name} ${hex(e.id)} ${e.timestampMs} ${String(e.present)} ${e.envelope.toString('hex')}`).sort()
+    assert.deepEqual(summary(again), summary(store))
+    assert.deepEqual(again.get('hosts')?.version, b)
+    assert.equal((await again.readContent('hosts'))?.toString(), 'x')
+    assert.deepEqual(problems, [])
+  })
+})
+
+test('compare-and-set: an older or equal version is not committed and changes nothing', async () => {
+  await withStore(async ({ dir, store }) => {
+    const newer = version('f', 'new', 2000)
+    const older = version('f', 'old', 1000)
+    assert.equal((await store.commit(newer, Buffer.from('new'))).committed, true)
+    const sigBefore = fs.readFileSync(path.join(dir, 'versions/f.sig'))
+    const statBefore = fs.statSync(path.join(dir, 'files/f'))
+
+    assert.equal((await store.commit(older, Buffer.from('old'))).committed, false)
+    assert.equal((await store.commit(newer, Buffer.from('new'))).committed, false, 'the same version, present, is not rewritten')
+    assert.equal(read(dir, 'files/f'), 'new')
+    assert.equal(fs.statSync(path.join(dir, 'files/f')).ino, statBefore.ino, 'the file was replaced')
+    assert.ok(fs.readFileSync(path.join(dir, 'versions/f.sig')).equals(sigBefore))
+    assert.equal(hex(store.get('f')!.id), hex(versionId(newer)))
+    assert.deepEqual(staging(dir), [])
+  })
+})
+
+test('the tie-break applies in the store too: equal timestamps, larger id wins', async () => {
+  await withStore(async ({ dir, store }) => {
+    const a = version('t', 'one', 5000)
+    const b = version('t', 'two', 5000, other)
+    const [small, big] = Buffer.compare(versionId(a), versionId(b)) < 0 ? [a, b] : [b, a]
+    const content = (v: SignedVersion): string => v === a ? 'one' : 'two'
+    assert.equal((await store.commit(big, Buffer.from(content(big)))).committed, true)
+    assert.equal((await store.commit(small, Buffer.from(content(small)))).committed, false)
+    assert.equal(read(dir, 'files/t'), content(big))
+  })
+})
+
+test('a tombstone removes the file but keeps the entry, across a reopen', async () => {
+  await withStore(async ({ dir, store, reopen }) => {
+    await store.commit(version('d/x', 'data', 1000), Buffer.from('data'))
+    const tomb = version('d/x', undefined, 2000)
+    assert.equal(tomb.kind, VersionKind.Tombstone)
+    assert.equal((await store.commit(tomb, new Uint8Array(0))).committed, true)
+    assert.equal(fs.existsSync(path.join(dir, 'files/d/x')), false)
+    assert.ok(fs.readFileSync(path.join(dir, 'versions/d/x.sig')).equals(encodeEnvelope(tomb)))
+    const e = store.get('d/x')
+    assert.equal(e?.version.kind, VersionKind.Tombstone)
+    assert.equal(e?.present, true)
+    assert.equal(await store.readContent('d/x'), undefined)
+
+    // An older file version cannot resurrect it.
+    assert.equal((await store.commit(version('d/x', 'zombie', 1500), Buffer.from('zombie'))).committed, false)
+    assert.equal(fs.existsSync(path.join(dir, 'files/d/x')), false)
+
+    const again = await reopen()
+    assert.equal(again.get('d/x')?.version.kind, VersionKind.Tombstone)
+    assert.equal(hex(again.get('d/x')!.id), hex(versionId(tomb)))
+    // A newer file version replaces the tombstone.
+    assert.equal((await again.commit(version('d/x', 'back', 3000), Buffer.from('back'))).committed, true)
+    assert.equal(read(dir, 'files/d/x'), 'back')
+  })
+})
+
+test('a tombstone reopened over a file left on disk removes the file', async () => {
+  await withStore(async ({ dir, store, reopen }) => {
+    await store.commit(version('z', 'data', 1000), Buffer.from('data'))
+    await store.commit(version('z', undefined, 2000), new Uint8Array(0))
+    fs.writeFileSync(path.join(dir, 'files/z'), 'stray')
+    await reopen()
+    assert.equal(fs.existsSync(path.join(dir, 'files/z')), false)
+  })
+})
+
+test('nested names create subdirectories under files/ and versions/', async () => {
+  await withStore(async ({ dir, store }) => {
+    await store.commit(version('a/b/c/d', 'deep', 1), Buffer.from('deep'))
+    assert.ok(fs.statSync(path.join(dir, 'files/a/b/c')).isDirectory())
+    assert.equal(read(dir, 'files/a/b/c/d'), 'deep')
+    assert.ok(fs.statSync(path.join(dir, 'versions/a/b/c/d.sig')).isFile())
+  })
+})
+
+test('a file tampered with on disk is reported and marked not present; the same version can restore it', async () => {
+  await withStore(async ({ dir, store, problems, reopen }) => {
+    const v = version('conf', 'original', 1000)
+    await store.commit(v, Buffer.from('original'))
+    fs.writeFileSync(path.join(dir, 'files/conf'), 'tampered')
+
+    // Noticed by a read on the running store...
+    assert.equal(await store.readContent('conf'), undefined)
+    assert.equal(store.get('conf')?.present, false)
+    assert.equal(problems.length, 1)
+    assert.match(problems[0], /"conf" changed on disk/)
+
+    // ...and by a reopen.
+    problems.length = 0
+    const again = await reopen()
+    assert.equal(again.get('conf')?.present, false)
+    assert.equal(hex(again.get('conf')!.id), hex(versionId(v)), 'the entry (its version) is kept')
+    assert.equal(problems.length, 1)
+    assert.match(problems[0], /"conf" is missing or does not match/)
+
+    // Committing the same version again repairs it.
+    assert.equal((await again.commit(v, Buffer.from('original'))).committed, true)
+    assert.equal(read(dir, 'files/conf'), 'original')
+    assert.equal(again.get('conf')?.present, true)
+  })
+})
+
+test('a deleted file is reported as not present after reopen', async () => {
+  await withStore(async ({ dir, store, problems, reopen }) => {
+    await store.commit(version('gone', 'g', 1), Buffer.from('g'))
+    fs.rmSync(path.join(dir, 'files/gone'))
+    const again = await reopen()
+    assert.equal(again.get('gone')?.present, false)
+    assert.equal(problems.length, 1)
+  })
+})
+
+test('roll-forward: a crash between the two renames is finished at open', async () => {
+  await withStore(async ({ dir, store, problems, reopen }) => {
+    const v1 = version('a/b', 'one', 1000)
+    await store.commit(v1, Buffer.from('one'))
+    const v2 = version('a/b', 'two', 2000)
+    // The state after "rename the envelope into versions/" and before "rename the content into files/".
+    fs.writeFileSync(path.join(dir, 'versions/a/b.sig'), encodeEnvelope(v2))
+    fs.writeFileSync(path.join(dir, 'staging', `${hex(versionId(v2))}.content`), 'two')
+
+    const again = await reopen()
+    assert.equal(read(dir, 'files/a/b'), 'two')
+    const e = again.get('a/b')
+    assert.equal(hex(e!.id), hex(versionId(v2)))
+    assert.equal(e?.present, true)
+    assert.deepEqual(staging(dir), [])
+    assert.deepEqual(problems, [])
+  })
+})
+
+test('roll-forward refuses staged content that does not match the envelope', async () => {
+  await withStore(async ({ dir, store, problems, reopen }) => {
+    await store.commit(version('a/b', 'one', 1000), Buffer.from('one'))
+    const v2 = version('a/b', 'two', 2000)
+    fs.writeFileSync(path.join(dir, 'versions/a/b.sig'), encodeEnvelope(v2))
+    fs.writeFileSync(path.join(dir, 'staging', `${hex(versionId(v2))}.content`), 'evil')
+
+    const again = await reopen()
+    assert.equal(read(dir, 'files/a/b'), 'one', 'unverified content was moved into files/')
+    assert.equal(again.get('a/b')?.present, false)
+    assert.equal(problems.length, 1)
+    assert.deepEqual(staging(dir), [])
+  })
+})
+
+test('leftover staging files and directories are removed at open', async () => {
+  await withStore(async ({ dir, store, reopen }) => {
+    await store.commit(version('keep', 'k', 1), Buffer.from('k'))
+    fs.writeFileSync(path.join(dir, 'staging', 'deadbeef.content'), 'x')
+    fs.writeFileSync(path.join(dir, 'staging', 'deadbeef.0123.sig'), 'y')
+    fs.mkdirSync(path.join(dir, 'staging', 'junk', 'deeper'), { recursive: true })
+    fs.writeFileSync(path.join(dir, 'staging', 'junk', 'deeper', 'f'), 'z')
+    await reopen()
+    assert.deepEqual(staging(dir), [])
+    assert.equal(read(dir, 'files/keep'), 'k')
+  })
+})
+
+test('unreadable or misplaced envelopes are reported and ignored', async () => {
+  await withStore(async ({ dir, store, problems, reopen }) => {
+    await store.commit(version('good', 'g', 1), Buffer.from('g'))
+    fs.writeFileSync(path.join(dir, 'versions/garbage.sig'), 'not an envelope')
+    const misplaced = version('elsewhere', 'e', 1)
+    fs.writeFileSync(path.join(dir, 'versions/here.sig'), encodeEnvelope(misplaced))
+    fs.writeFileSync(path.join(dir, 'versions/notes.txt'), 'ignored: not .sig')
+    const again = await reopen()
+    assert.deepEqual([...again.entries()].map(e => e.version.name), ['good'])
+    assert.equal(problems.length, 2, problems.join('\n'))
+    assert.ok(problems.some(p => /garbage\.sig/.test(p)))
+    assert.ok(problems.some(p => /here\.sig: it is for "elsewhere"/.test(p)))
+  })
+})
+
+test('concurrent commits for one name end with the newest on disk and in the index', async () => {
+  await withStore(async ({ dir, store, reopen }) => {
+    const vs = [1000, 3000, 2000, 5000, 4000].map(t => version('race', `v${t}`, t))
+    const results = await Promise.all(vs.map(async v => await store.commit(v, Buffer.from(`v${v.timestampMs}`))))
+    // Serialised in call order: 1000, 3000 commit; 2000 does not; 5000 commits; 4000 does not.
+    assert.deepEqual(results.map(r => r.committed), [true, true, false, true, false])
+    assert.equal(read(dir, 'files/race'), 'v5000')
+    assert.equal(store.get('race')?.timestampMs, 5000)
+    assert.deepEqual(staging(dir), [])
+    const again = await reopen()
+    assert.equal(again.get('race')?.timestampMs, 5000)
+
+    // Newer first, then older, concurrently: the older is refused.
+    const [n, o] = await Promise.all([
+      again.commit(version('race2', 'new', 2), Buffer.from('new')),
+      again.commit(version('race2', 'old', 1), Buffer.from('old'))
+    ])
+    assert.deepEqual([n.committed, o.committed], [true, false])
+    assert.equal(read(dir, 'files/race2'), 'new')
+  })
+})
+
+test('concurrent commits for different names all land', async () => {
+  await withStore(async ({ dir, store }) => {
+    const names = Array.from({ length: 20 }, (_, i) => `n/${i}`)
+    await Promise.all(names.map(async (n, i) => await store.commit(version(n, `c${i}`, i + 1), Buffer.from(`c${i}`))))
+    assert.equal(store.size(), 20)
+    for (const [i, n] of names.entries()) assert.equal(read(dir, `files/${n}`), `c${i}`)
+  })
+})
+
+test('an injected write failure throws ERR_STORE_IO and leaves the previous version intact', async () => {
+  await withStore(async ({ dir, store, reopen }) => {
+    const v1 = version('x/y', 'one', 1000)
+    await store.commit(v1, Buffer.from('one'))
+    await store.commit(version('other', 'o', 1), Buffer.from('o'))
+    const sigBefore = fs.readFileSync(path.join(dir, 'versions/x/y.sig'))
+
+    // files/x becomes a regular file, so files/x/y cannot be created.
+    fs.rmSync(path.join(dir, 'files/x'), { recursive: true })
+    fs.writeFileSync(path.join(dir, 'files/x'), 'in the way')
+
+    const v2 = version('x/y', 'two', 2000)
+    await assert.rejects(store.commit(v2, Buffer.from('two')), dmError('ERR_STORE_IO', /cannot store "x\/y"/))
+    assert.equal(hex(store.get('x/y')!.id), hex(versionId(v1)), 'the index moved to the failed version')
+    assert.ok(fs.readFileSync(path.join(dir, 'versions/x/y.sig')).equals(sigBefore), 'the envelope was replaced')
+    assert.deepEqual(staging(dir), [], 'staged files were left behind')
+    assert.equal(read(dir, 'files/other'), 'o')
+
+    // The lock for the name is released: once the obstacle is gone, the commit succeeds.
+    fs.rmSync(path.join(dir, 'files/x'))
+    assert.equal((await store.commit(v2, Buffer.from('two'))).committed, true)
+    assert.equal(read(dir, 'files/x/y'), 'two')
+    assert.equal(hex((await reopen()).get('x/y')!.id), hex(versionId(v2)))
+  })
+})
+
+test('a failure while cleaning up is still reported as ERR_STORE_IO', async () => {
+  await withStore(async ({ dir, store }) => {
+    const v = version('q', 'data', 1)
+    // A directory where the staged content goes: both the write and the clean-up fail.
+    fs.mkdirSync(path.join(dir, 'staging', `${hex(versionId(v))}.content`, 'sub'), { recursive: true })
+    await assert.rejects(store.commit(v, Buffer.from('data')), dmError('ERR_STORE_IO'))
+    assert.equal(store.get('q'), undefined)
+  })
+})
+
+test('a name that would leave the files directory is refused before anything is written', async () => {
+  await withStore(async ({ dir, store }) => {
+    const v = { ...version('ok', 'x', 1), name: '../escape' }
+    await assert.rejects(store.commit(v, Buffer.from('x')), dmError('ERR_NAME_INVALID'))
+    assert.equal(fs.existsSync(path.join(dir, 'escape')), false)
+    assert.equal(fs.existsSync(path.join(dir, 'files', '..', 'escape')), false)
+    assert.equal(store.size(), 0)
+  })
+})

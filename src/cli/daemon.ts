@@ -5,7 +5,7 @@ import { printJson } from './output.js'
 export const daemon: Command = {
   summary: 'run the mesh daemon (systemd runs this)',
   usage: 'dm daemon [--config PATH]',
-  details: 'Joins the mesh, replicates the files listed in [files] into <state_dir>/files/,\nand serves the local API on [api] socket. Stops cleanly on SIGTERM or SIGINT.',
+  details: 'Joins the mesh, replicates the files listed in [files] into <state_dir>/files/,\nand serves the local API on [api] socket. Stops cleanly on SIGTERM or SIGINT;\nSIGHUP re-reads [files], log_level and max_clock_skew_ms.',
   options: configOption,
   positionals: { min: 0, max: 0 },
   async run (args) {
@@ -15,6 +15,7 @@ export const daemon: Command = {
     await import('../polyfill.js')
     const { startDaemon } = await import('../daemon/daemon.js')
     const d = await startDaemon(config)
+    process.on('SIGHUP', () => d.reload(path))
     await new Promise<void>(resolve => {
       const stop = (): void => { void d.stop().finally(resolve) }
       process.once('SIGTERM', stop)

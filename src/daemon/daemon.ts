@@ -1,12 +1,13 @@
 import PQueue from 'p-queue'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Config } from '../config/config.js'
+import { loadConfig } from '../config/load.js'
 import { describeError } from '../errors.js'
 import { hex, networkIdFrom, VersionKind } from '../format/version.js'
 import { publicKeyToBase64 } from '../crypto/keys.js'
 import { openStore, type HeldEntry } from '../store/store.js'
 import { createSyncEngine } from '../sync/engine.js'
-import { startApiServer, type ApiServer } from '../api/server.js'
+import { startApiServer } from '../api/server.js'
 import type { PeerInfoJson, StatusInfo, VersionInfo } from '../api/wire.js'
 import { loadOrCreateIdentity } from '../net/identity.js'
 import { createMeshNode, type MeshNode } from '../net/node.js'
@@ -14,12 +15,19 @@ import { libp2pTransport } from '../net/transport.js'
 import { createMembership } from '../net/membership.js'
 import { sample } from '../util/clock.js'
 import { createLogger } from './logger.js'
+import { noMetrics, startMetrics, type MetricsServer } from './metrics.js'
+import { notifySystemd } from './notify.js'
+import { loadPeers, savePeers } from './peers-file.js'
 
 /** Push-pull rounds started because a connection opened, run at most this many at once. */
 const MAX_PARALLEL_JOIN_ROUNDS = 2
+/** How often the members seen are saved to peers.json. */
+const SAVE_PEERS_INTERVAL_MS = 60_000
 
 export interface Daemon {
   node: MeshNode
+  /** Re-reads the config file: the [files] allowlist, log level and clock skew take effect at once. */
+  reload: (configPath: string) => void
   stop: () => Promise<void>
 }
 
@@ -53,7 +61,9 @@ export async function startDaemon (config: Config): Promise<Daemon> {
     mdns: config.network.mdns,
     maxConnections: config.network.targetPeers * 4 + 32
   })
-  const transport = libp2pTransport(node)
+  // Hooks read `metrics` when they fire, so it can be started once everything it observes exists.
+  let metrics = noMetrics
+  const transport = libp2pTransport(node, (direction, n) => metrics.bytes(direction, n))
   const joinRounds = new PQueue({ concurrency: MAX_PARALLEL_JOIN_ROUNDS })
 
   let engine: ReturnType<typeof createSyncEngine> | undefined
@@ -64,19 +74,26 @@ export async function startDaemon (config: Config): Promise<Daemon> {
   const membership = createMembership({
     node,
     bootstrap: config.network.bootstrap,
+    remembered: loadPeers(config.stateDir),
     targetPeers: config.network.targetPeers,
     log,
     onOutboundConnection: peer => round(peer, 'join')
   })
-  engine = createSyncEngine({
+  // Mutable, so SIGHUP can swap the allowlist without a restart.
+  const policy = { networkId, allowlist: config.files, maxClockSkewMs: config.maxClockSkewMs }
+  const sync = createSyncEngine({
     store,
     transport,
-    policy: { networkId, allowlist: config.files, maxClockSkewMs: config.maxClockSkewMs },
+    policy,
     pushFanout: config.network.pushFanout,
     log,
-    peers: membership
+    peers: membership,
+    onAccepted: (entry, source) => metrics.accepted(entry, source),
+    onRefused: code => metrics.refused(code),
+    onRound: ms => metrics.round(ms)
   })
-  await engine.start()
+  engine = sync
+  await sync.start()
   membership.start()
 
   // Anti-entropy: one push-pull with a random peer per interval, jittered so a fleet does not beat in step.
@@ -91,39 +108,76 @@ export async function startDaemon (config: Config): Promise<Daemon> {
   }
   scheduleRound()
 
-  const sync = engine
-  const api: ApiServer = await startApiServer(config.api.socket, {
+  const persistPeers = (): void => {
+    try {
+      savePeers(config.stateDir, membership.snapshot())
+    } catch (err) {
+      log.warn({ err: describeError(err) }, 'cannot save peers.json')
+    }
+  }
+  const peersTimer = setInterval(persistPeers, SAVE_PEERS_INTERVAL_MS)
+
+  let metricsServer: MetricsServer | undefined
+  if (config.metrics.listen !== '') {
+    metricsServer = await startMetrics(config.metrics.listen, {
+      peersConnected: () => node.getPeers().length,
+      peersKnown: () => membership.members().length,
+      entries: () => store.entries()
+    })
+    metrics = metricsServer.sink
+  }
+
+  const api = await startApiServer(config.api.socket, {
     publish: async (v, content) => await sync.publish(v, content),
     list: () => [...store.entries()].map(versionInfo).sort((a, b) => a.name < b.name ? -1 : 1),
     peers: (): PeerInfoJson[] => membership.members().map(m => ({
       id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastSeenMs: m.lastSeenMs ?? null
     })),
-    status: (): StatusInfo => {
-      const members = membership.members()
-      return {
-        peerId: node.peerId.toString(),
-        listen: node.getMultiaddrs().map(a => a.toString()),
-        network: config.network.id,
-        uptimeMs: Date.now() - startedAt,
-        peersConnected: node.getPeers().length,
-        peersKnown: members.length,
-        files: store.size(),
-        syncRounds: sync.stats.rounds,
-        lastSyncAtMs: sync.stats.lastRoundAtMs ?? null,
-        lastSyncDurationMs: sync.stats.lastRoundMs ?? null
-      }
-    }
+    status: (): StatusInfo => ({
+      peerId: node.peerId.toString(),
+      listen: node.getMultiaddrs().map(a => a.toString()),
+      network: config.network.id,
+      uptimeMs: Date.now() - startedAt,
+      peersConnected: node.getPeers().length,
+      peersKnown: membership.members().length,
+      files: store.size(),
+      syncRounds: sync.stats.rounds,
+      lastSyncAtMs: sync.stats.lastRoundAtMs ?? null,
+      lastSyncDurationMs: sync.stats.lastRoundMs ?? null
+    })
   })
   log.info({ peerId: node.peerId.toString(), listen: node.getMultiaddrs().map(a => a.toString()), socket: config.api.socket, files: store.size() }, 'daemon ready')
+  await notifySystemd('--ready', `--status=serving ${store.size()} files`).catch(err => log.warn({ err: describeError(err) }, 'cannot notify systemd'))
 
   return {
     node,
+    reload (configPath) {
+      let next: Config
+      try {
+        next = loadConfig(configPath)
+      } catch (err) {
+        log.error({ err: describeError(err) }, 'config reload failed; keeping the running config')
+        return
+      }
+      policy.allowlist = next.files
+      policy.maxClockSkewMs = next.maxClockSkewMs
+      log.level = next.logLevel
+      if (JSON.stringify(next.network) !== JSON.stringify(config.network) || next.stateDir !== config.stateDir || next.api.socket !== config.api.socket || next.metrics.listen !== config.metrics.listen) {
+        log.warn({}, 'config reloaded; changes outside [files], log_level and max_clock_skew_ms take effect at the next restart')
+      }
+      log.info({ files: next.files.size }, 'config reloaded')
+    },
     async stop () {
       clearTimeout(antiEntropy)
+      clearInterval(peersTimer)
       membership.stop()
+      persistPeers()
       await api.close()
+      await metricsServer?.close()
       joinRounds.clear()
       await node.stop()
+      // Writes already under way finish; each is atomic, so even a kill here loses nothing.
+      await store.flush()
       log.info({}, 'daemon stopped')
     }
   }

@@ -73,7 +73,7 @@ export class Writer {
 
   private push (b: Uint8Array): this { this.parts.push(b); this.length += b.length; return this }
 
-  u8 (v: number): this { return this.push(Uint8Array.of(v & 0xff)) }
+  u8 (v: number): this { checkUint(v, 0xff); return this.push(Uint8Array.of(v)) }
   u16 (v: number): this { checkUint(v, 0xffff); return this.push(Uint8Array.of(v >>> 8, v & 0xff)) }
   u32 (v: number): this { checkUint(v, 0xffffffff); const b = Buffer.alloc(4); b.writeUInt32BE(v); return this.push(b) }
   u64 (v: number): this {

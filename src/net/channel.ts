@@ -10,12 +10,16 @@ import type { Channel } from '../sync/transport.js'
  */
 export const FRAME_TIMEOUT_MS = 15_000
 
+/** Counts frame bytes for metrics. Must not block. */
+export type ByteCounter = (direction: 'in' | 'out', n: number) => void
+
 /** Wraps a libp2p stream as a Channel: unsigned-varint length-prefixed frames, bounded and timed. */
-export function streamChannel (stream: Stream, peer: string): Channel {
+export function streamChannel (stream: Stream, peer: string, count: ByteCounter = () => {}): Channel {
   const frames = lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
   return {
     peer,
     async send (frame) {
+      count('out', frame.length)
       if (!stream.send(lp.encode.single(frame))) await stream.onDrain({ signal: AbortSignal.timeout(FRAME_TIMEOUT_MS) })
     },
     async read () {
@@ -25,7 +29,9 @@ export function streamChannel (stream: Stream, peer: string): Channel {
       })
       try {
         const next = await Promise.race([frames.next(), timeout])
-        return next.done === true ? undefined : next.value.subarray()
+        if (next.done === true) return undefined
+        count('in', next.value.byteLength)
+        return next.value.subarray()
       } catch (err) {
         stream.abort(err as Error)
         throw err

@@ -38,6 +38,8 @@ export interface Member {
 export interface MembershipInit {
   node: MeshNode
   bootstrap: string[]
+  /** Members remembered from an earlier run (peers.json). */
+  remembered?: PeerInfo[]
   targetPeers: number
   log?: Log
   clock?: Clock
@@ -50,6 +52,8 @@ export interface Membership extends PeerExchange {
   start: () => void
   stop: () => void
   members: () => Member[]
+  /** Members worth remembering across a restart: seen, with addresses. */
+  snapshot: () => PeerInfo[]
 }
 
 export function createMembership (init: MembershipInit): Membership {
@@ -77,6 +81,7 @@ export function createMembership (init: MembershipInit): Membership {
     const id = multiaddr(addr).getComponents().at(-1)?.value
     if (id !== undefined) remember(id, [addr], true)
   }
+  for (const p of init.remembered ?? []) remember(p.id, cleanAddrs(p.id, p.addrs))
 
   /** Keeps only addresses that parse, naming the peer (so a dial checks who answers). */
   function cleanAddrs (id: string, addrs: string[]): string[] {
@@ -143,6 +148,10 @@ export function createMembership (init: MembershipInit): Membership {
     members () {
       const connected = connectedSet()
       return [...known.values()].map(m => ({ ...m, connected: connected.has(m.id) }))
+    },
+    snapshot () {
+      return [...known.values()].filter(m => m.lastSeenMs !== undefined && m.addrs.length > 0)
+        .sort((a, b) => (b.lastSeenMs ?? 0) - (a.lastSeenMs ?? 0)).map(m => ({ id: m.id, addrs: m.addrs }))
     },
     sample (n) {
       const connected = connectedSet()

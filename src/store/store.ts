@@ -52,6 +52,8 @@ export interface Store {
   commit: (version: SignedVersion, content: Uint8Array) => Promise<CommitResult>
   /** The held content of `name`, checked against its signed hash. */
   readContent: (name: string) => Promise<Buffer | undefined>
+  /** Resolves once every commit started so far has finished (for a clean stop). */
+  flush: () => Promise<void>
 }
 
 const SIG_SUFFIX = '.sig'
@@ -130,7 +132,10 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     return out
   }
 
-  for (const sigFile of await walk(versionsDir)) await recover(sigFile)
+  for (const sigFile of await walk(versionsDir)) {
+    // One bad entry must not keep the daemon from starting with the others.
+    await recover(sigFile).catch(err => events.problem(`cannot recover ${sigFile}: ${describeError(err)}`))
+  }
   // Whatever is still staged belongs to no committed version.
   for (const leftover of await fs.readdir(stagingDir)) await fs.rm(path.join(stagingDir, leftover), { force: true, recursive: true })
 
@@ -147,6 +152,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const tag = `${hex(id)}.${randomBytes(4).toString('hex')}`
     const stagedSig = path.join(stagingDir, `${tag}.sig`)
     const staged = stagedContent(id)
+    let pastCommitPoint = false
     try {
       if (version.kind === VersionKind.File) {
         await fs.rm(staged, { force: true })
@@ -156,12 +162,19 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       const sigDir = await ensureParent(sigTarget)
       const fileDir = await ensureParent(target)
       await fs.rename(stagedSig, sigTarget) // commit point
+      pastCommitPoint = true
       if (version.kind === VersionKind.File) await fs.rename(staged, target)
       else await fs.rm(target, { force: true })
       await Promise.all([fsyncDir(sigDir), fsyncDir(fileDir)])
     } catch (err) {
-      // Best effort: a failing clean-up must not replace the error being reported.
-      await Promise.all([fs.rm(stagedSig, { force: true }), fs.rm(staged, { force: true })]).catch(() => {})
+      if (pastCommitPoint) {
+        // The envelope is committed; the staged content stays for start-up to roll forward,
+        // and until then the version counts as held but missing, so it is fetched again.
+        index.set(version.name, { name: version.name, version, envelope, id, timestampMs: version.timestampMs, present: false })
+      } else {
+        // Best effort: a failing clean-up must not replace the error being reported.
+        await Promise.all([fs.rm(stagedSig, { force: true }), fs.rm(staged, { force: true })]).catch(() => {})
+      }
       throw new DmError('ERR_STORE_IO', `cannot store "${printable(version.name)}": ${describeError(err)}`, { cause: err })
     }
     index.set(version.name, { name: version.name, version, envelope, id, timestampMs: version.timestampMs, present: true })
@@ -180,6 +193,9 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       locks.set(version.name, settled)
       void settled.then(() => { if (locks.get(version.name) === settled) locks.delete(version.name) })
       return next
+    },
+    async flush () {
+      await Promise.all(locks.values())
     },
     async readContent (name) {
       const held = index.get(name)

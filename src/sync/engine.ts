@@ -53,6 +53,8 @@ export interface SyncEngineInit {
   onAccepted?: (entry: HeldEntry, source: string) => void
   /** Called after each refused version with its reason code. Must not block. */
   onRefused?: (code: string, source: string) => void
+  /** Called after each completed push-pull round with its duration. Must not block. */
+  onRound?: (durationMs: number) => void
 }
 
 export interface SyncStats {
@@ -271,6 +273,7 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
     stats.rounds++
     stats.lastRoundAtMs = clock.nowMs()
     stats.lastRoundMs = stats.lastRoundAtMs - startedMs
+    init.onRound?.(stats.lastRoundMs)
   }
 
   async function pushPull (peer: string): Promise<void> {

@@ -1,0 +1,83 @@
+import http from 'node:http'
+import type { HeldEntry } from '../store/store.js'
+
+/*
+ * Prometheus metrics, off by default. prom-client is loaded only when
+ * [metrics] listen is set, so a daemon without metrics does not pay its memory.
+ */
+
+export interface MetricsSink {
+  accepted: (entry: HeldEntry, source: string) => void
+  refused: (code: string) => void
+  round: (durationMs: number) => void
+  bytes: (direction: 'in' | 'out', n: number) => void
+}
+
+export const noMetrics: MetricsSink = { accepted () {}, refused () {}, round () {}, bytes () {} }
+
+export interface MetricsSources {
+  peersConnected: () => number
+  peersKnown: () => number
+  entries: () => Iterable<HeldEntry>
+}
+
+export interface MetricsServer {
+  sink: MetricsSink
+  close: () => Promise<void>
+}
+
+export async function startMetrics (listen: string, sources: MetricsSources, nowMs = () => Date.now()): Promise<MetricsServer> {
+  const prom = await import('prom-client')
+  const registry = new prom.Registry()
+  prom.collectDefaultMetrics({ register: registry, prefix: 'dm_' })
+  const reg = { registers: [registry] }
+  new prom.Gauge({ ...reg, name: 'dm_peers_connected', help: 'Peers connected now', collect () { this.set(sources.peersConnected()) } })
+  new prom.Gauge({ ...reg, name: 'dm_peers_known', help: 'Members known (connected or not)', collect () { this.set(sources.peersKnown()) } })
+  const accepted = new prom.Counter({ ...reg, name: 'dm_versions_accepted_total', help: 'Versions accepted and stored' })
+  const refused = new prom.Counter({ ...reg, name: 'dm_versions_refused_total', help: 'Versions refused, by reason code', labelNames: ['reason'] })
+  const rounds = new prom.Histogram({ ...reg, name: 'dm_sync_round_duration_seconds', help: 'Push-pull anti-entropy rounds and their duration', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] })
+  const bytes = new prom.Counter({ ...reg, name: 'dm_sync_bytes_total', help: 'Bytes of sync protocol frames, by direction', labelNames: ['direction'] })
+  const delay = new prom.Histogram({ ...reg, name: 'dm_propagation_delay_seconds', help: 'From a version\'s signing time to its acceptance here (versions from peers)', buckets: [0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600] })
+  new prom.Gauge({
+    ...reg,
+    name: 'dm_file_version_age_seconds',
+    help: 'Age of the held version of each file, from its signing time',
+    labelNames: ['name'],
+    collect () {
+      this.reset()
+      for (const e of sources.entries()) this.set({ name: e.name }, (nowMs() - e.timestampMs) / 1000)
+    }
+  })
+
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/metrics') { res.writeHead(404).end(); return }
+    registry.metrics().then(text => {
+      res.writeHead(200, { 'content-type': registry.contentType }).end(text)
+    }, () => res.writeHead(500).end())
+  })
+  const [host, port] = splitHostPort(listen)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  return {
+    sink: {
+      accepted (entry, source) {
+        accepted.inc()
+        if (source !== 'local') delay.observe(Math.max(0, nowMs() - entry.timestampMs) / 1000)
+      },
+      refused: code => refused.inc({ reason: code }),
+      round: ms => rounds.observe(ms / 1000),
+      bytes: (direction, n) => bytes.inc({ direction }, n)
+    },
+    async close () {
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+  }
+}
+
+function splitHostPort (listen: string): [string, number] {
+  const i = listen.lastIndexOf(':')
+  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), Number(listen.slice(i + 1))]
+}

@@ -21,6 +21,8 @@ import { loadPeers, savePeers } from './peers-file.js'
 
 /** Push-pull rounds started because a connection opened, run at most this many at once. */
 const MAX_PARALLEL_JOIN_ROUNDS = 2
+/** How often expired files are looked for; a file outlives its expiry by at most this. */
+const EXPIRY_SWEEP_MS = 1000
 /** How often the members seen are saved to peers.json. */
 const SAVE_PEERS_INTERVAL_MS = 60_000
 
@@ -116,6 +118,9 @@ export async function startDaemon (config: Config): Promise<Daemon> {
     }
   }
   const peersTimer = setInterval(persistPeers, SAVE_PEERS_INTERVAL_MS)
+  const expiryTimer = setInterval(() => {
+    sync.expire().catch(err => log.error({ err: describeError(err) }, 'cannot remove expired files'))
+  }, EXPIRY_SWEEP_MS)
 
   let metricsServer: MetricsServer | undefined
   if (config.metrics.listen !== '') {
@@ -170,6 +175,7 @@ export async function startDaemon (config: Config): Promise<Daemon> {
     async stop () {
       clearTimeout(antiEntropy)
       clearInterval(peersTimer)
+      clearInterval(expiryTimer)
       membership.stop()
       persistPeers()
       await api.close()

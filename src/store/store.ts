@@ -7,6 +7,7 @@ import {
   VersionKind, compareVersions, decodeEnvelope, encodeEnvelope, hex, versionId, type SignedVersion
 } from '../format/version.js'
 import type { HeldVersion } from '../policy/accept.js'
+import { systemClock, type Clock } from '../util/clock.js'
 import { DIR_MODE, ensureParent, fsyncDir, writeNewFileSynced } from './durable.js'
 
 /*
@@ -37,6 +38,13 @@ export interface CommitResult {
 export interface StoreEvents {
   /** Reports a problem found in the state directory; must not block. */
   problem: (message: string) => void
+  /** Decides expiry; the system clock when absent. */
+  clock?: Clock
+}
+
+/** An expired version keeps its envelope (so older versions stay refused) but loses its file. */
+export function isExpired (v: SignedVersion, nowMs: number): boolean {
+  return v.expiresAtMs !== 0 && v.expiresAtMs <= nowMs
 }
 
 export interface Store {
@@ -52,6 +60,8 @@ export interface Store {
   commit: (version: SignedVersion, content: Uint8Array) => Promise<CommitResult>
   /** The held content of `name`, checked against its signed hash. */
   readContent: (name: string) => Promise<Buffer | undefined>
+  /** Removes the files of held versions that have expired; returns their names. */
+  expire: () => Promise<string[]>
   /** Resolves once every commit started so far has finished (for a clean stop). */
   flush: () => Promise<void>
 }
@@ -64,8 +74,11 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
   const stagingDir = path.join(stateDir, 'staging')
   for (const dir of [stateDir, filesDir, versionsDir, stagingDir]) await fs.mkdir(dir, { recursive: true, mode: DIR_MODE })
 
+  const clock = events.clock ?? systemClock
   const index = new Map<string, HeldEntry>()
-  const locks = new Map<string, Promise<unknown>>()
+  const locks = new Map<string, Promise<void>>()
+  /** Names whose expired content has been removed. */
+  const expired = new Set<string>()
 
   /** The path of a name under a base directory; refuses anything that would leave it. */
   function under (base: string, name: string, suffix = ''): string {
@@ -104,7 +117,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const id = versionId(version)
     const target = under(filesDir, version.name)
     let present: boolean
-    if (version.kind === VersionKind.Tombstone) {
+    if (version.kind === VersionKind.Tombstone || isExpired(version, clock.nowMs())) {
       await fs.rm(target, { force: true })
       present = true
     } else if (await fileMatches(target, version.sha256)) {
@@ -138,6 +151,16 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
   }
   // Whatever is still staged belongs to no committed version.
   for (const leftover of await fs.readdir(stagingDir)) await fs.rm(path.join(stagingDir, leftover), { force: true, recursive: true })
+
+  /** Runs fn after every earlier operation on the same name: writes to one name never interleave. */
+  async function withLock<T> (name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = locks.get(name) ?? Promise.resolve()
+    const next = prev.then(fn)
+    const settled = next.then(() => {}, () => {})
+    locks.set(name, settled)
+    void settled.then(() => { if (locks.get(name) === settled) locks.delete(name) })
+    return await next
+  }
 
   async function commitLocked (version: SignedVersion, content: Uint8Array): Promise<CommitResult> {
     const id = versionId(version)
@@ -178,6 +201,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       throw new DmError('ERR_STORE_IO', `cannot store "${printable(version.name)}": ${describeError(err)}`, { cause: err })
     }
     index.set(version.name, { name: version.name, version, envelope, id, timestampMs: version.timestampMs, present: true })
+    expired.delete(version.name)
     return { committed: true }
   }
 
@@ -186,20 +210,28 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     get: name => index.get(name),
     entries: () => index.values(),
     size: () => index.size,
-    commit (version, content) {
-      const prev = locks.get(version.name) ?? Promise.resolve()
-      const next = prev.then(async () => await commitLocked(version, content))
-      const settled = next.catch(() => {})
-      locks.set(version.name, settled)
-      void settled.then(() => { if (locks.get(version.name) === settled) locks.delete(version.name) })
-      return next
+    commit: async (version, content) => await withLock(version.name, async () => await commitLocked(version, content)),
+    async expire () {
+      const now = clock.nowMs()
+      const due = [...index.values()].filter(e => e.version.kind === VersionKind.File && isExpired(e.version, now) && !expired.has(e.name))
+      for (const e of due) {
+        // Under the name's lock, so it cannot interleave with a commit of a newer version.
+        await withLock(e.name, async () => {
+          if (index.get(e.name) !== e) return
+          const target = under(filesDir, e.name)
+          await fs.rm(target, { force: true })
+          await fsyncDir(path.dirname(target)).catch(() => {})
+          expired.add(e.name)
+        })
+      }
+      return due.map(e => e.name)
     },
     async flush () {
       await Promise.all(locks.values())
     },
     async readContent (name) {
       const held = index.get(name)
-      if (held === undefined || !held.present || held.version.kind !== VersionKind.File) return undefined
+      if (held === undefined || !held.present || held.version.kind !== VersionKind.File || isExpired(held.version, clock.nowMs())) return undefined
       const data = await fs.readFile(under(filesDir, name)).catch(() => undefined)
       if (data === undefined || !createHash('sha256').update(data).digest().equals(held.version.sha256)) {
         held.present = false

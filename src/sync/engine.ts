@@ -7,7 +7,7 @@ import {
   CHUNK_BYTES, MAX_INLINE_BYTES, MAX_WANT_ENTRIES, MessageType, PROTOCOL_FETCH, PROTOCOL_PUSH, PROTOCOL_PUSH_PULL,
   decodeMessage, encodeMessage, expectType, type IndexEntry, type PeerInfo
 } from '../protocol/messages.js'
-import type { HeldEntry, Store } from '../store/store.js'
+import { isExpired, type HeldEntry, type Store } from '../store/store.js'
 import { sample, systemClock, type Clock } from '../util/clock.js'
 import { silentLog, type Log } from '../util/log.js'
 import { indexDigest } from './digest.js'
@@ -72,6 +72,8 @@ export interface SyncEngine {
   publish: (version: SignedVersion, content: Uint8Array) => Promise<IngestResult>
   /** One push-pull round with `peer`. */
   pushPull: (peer: string) => Promise<void>
+  /** Removes expired files; the advertised index changes with them. */
+  expire: () => Promise<string[]>
   readonly stats: SyncStats
 }
 
@@ -246,7 +248,9 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
   function advertise (): { entries: IndexEntry[], digest: Uint8Array } {
     if (advertised === undefined) {
       const entries: IndexEntry[] = []
-      for (const e of store.entries()) if (e.present) entries.push({ name: e.name, timestampMs: e.timestampMs, id: e.id })
+      const now = clock.nowMs()
+      // Expired versions are not offered: peers would refuse them anyway.
+      for (const e of store.entries()) if (e.present && !isExpired(e.version, now)) entries.push({ name: e.name, timestampMs: e.timestampMs, id: e.id })
       advertised = { entries, digest: indexDigest(entries) }
     }
     return advertised
@@ -336,6 +340,12 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
       await transport.handle(PROTOCOL_PUSH_PULL, guarded('push-pull', handlePushPull))
     },
     publish: async (v, content) => await ingest(v, content, LOCAL_SOURCE),
+    async expire () {
+      const names = await store.expire()
+      if (names.length > 0) advertised = undefined
+      for (const name of names) log.info({ name }, 'version expired; file removed')
+      return names
+    },
     pushPull
   }
 }

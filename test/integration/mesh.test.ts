@@ -89,6 +89,29 @@ test('a version signed by an unlisted key is refused by the local daemon', async
   assert.equal(r.stderr.trim().split('\n').length, 1, 'one line on stderr')
 })
 
+test('dm delete removes a file everywhere, and an older version cannot bring it back', async () => {
+  const content = Buffer.from('to be deleted')
+  const t = Date.now()
+  await c.nodes[0].submit(c.sign('dns/cnames', content, t), content)
+  await c.waitAll('dns/cnames', content)
+  const r = await runDm(['delete', 'dns/cnames', '--key', c.key.path, '--config', c.nodes[2].configPath])
+  assert.equal(r.code, 0, r.stderr)
+  await Promise.all(c.nodes.map(async n => await waitFor(`deleted on ${n.name}`, () => n.file('dns/cnames') === undefined)))
+  await assert.rejects(c.nodes[1].submit(c.sign('dns/cnames', content, t), content), (err: { code?: string }) => err.code === 'ERR_STALE')
+  const list = await c.nodes[3].api<Array<{ name: string, tombstone: boolean }>>('/v1/versions')
+  assert.ok(list.some(v => v.name === 'dns/cnames' && v.tombstone))
+})
+
+test('a version published with --ttl disappears everywhere when it expires', async () => {
+  const file = path.join(c.root, 'grant')
+  fs.writeFileSync(file, 'temporary grant ' + Date.now())
+  const r = await runDm(['publish', file, '--name', 'hello.txt', '--ttl', '2', '--key', c.key.path, '--config', c.nodes[0].configPath])
+  assert.equal(r.code, 0, r.stderr)
+  const content = fs.readFileSync(file)
+  await c.waitAll('hello.txt', content)
+  await Promise.all(c.nodes.map(async n => await waitFor(`expired on ${n.name}`, () => n.file('hello.txt') === undefined, 10_000)))
+})
+
 test('the mesh keeps replicating with the bootstrap node down', async () => {
   const [boot, ...rest] = c.nodes
   // Members learned from each other: every node has a peer other than the bootstrap node.

@@ -1,0 +1,458 @@
+// Shared helpers for the benchmarks: real `dm daemon` processes (the compiled
+// bin/dm) on 127.0.0.1, ports picked at run time, in a temporary directory
+// that is removed on exit, whatever happens.
+import { spawn } from 'node:child_process'
+import { generateKeyPairSync, createPublicKey } from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export const DM = path.join(ROOT, 'bin', 'dm')
+export const NODE = process.execPath
+export const now = () => performance.now()
+export const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
+
+/**
+ * The environment of every child (daemons, CLIs, baselines alike). Without
+ * BENCH_KEEP_ENV=1, NODE_EXTRA_CA_CERTS is dropped: Node 20 parses that CA
+ * bundle at every start-up (~70 ms here), dm uses no TLS, and production
+ * hosts do not normally set it. BENCH_KEEP_ENV=1 keeps the environment as is.
+ */
+export const KEEP_ENV = process.env.BENCH_KEEP_ENV === '1'
+export const CHILD_ENV = (() => {
+  const env = { ...process.env }
+  if (!KEEP_ENV) delete env.NODE_EXTRA_CA_CERTS
+  return env
+})()
+
+// ---------------------------------------------------------------- clean-up
+
+const children = new Set()
+const tempDirs = new Set()
+
+function cleanupSync () {
+  for (const p of children) {
+    if (p.exitCode === null && p.signalCode === null) { try { p.kill('SIGKILL') } catch {} }
+  }
+  children.clear()
+  for (const d of tempDirs) { try { fs.rmSync(d, { recursive: true, force: true }) } catch {} }
+  tempDirs.clear()
+}
+process.on('exit', cleanupSync)
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => { cleanupSync(); process.exit(130) })
+}
+process.on('uncaughtException', err => { console.error(err); cleanupSync(); process.exit(1) })
+process.on('unhandledRejection', err => { console.error(err); cleanupSync(); process.exit(1) })
+
+/** Spawns a child that is killed when the benchmark exits. */
+export function track (proc) {
+  children.add(proc)
+  proc.once('exit', () => children.delete(proc))
+  return proc
+}
+
+export function tempDir (prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  tempDirs.add(d)
+  return d
+}
+
+export function removeTempDir (d) {
+  fs.rmSync(d, { recursive: true, force: true })
+  tempDirs.delete(d)
+}
+
+// ---------------------------------------------------------------- arguments, statistics, tables
+
+/** --name value / --flag parsing with defaults; numbers stay numbers. */
+export function parseArgs (defaults, argv = process.argv.slice(2)) {
+  const out = { ...defaults }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`)
+    const [k, inline] = a.slice(2).split('=', 2)
+    if (!(k in defaults)) throw new Error(`unknown option --${k} (known: ${Object.keys(defaults).map(x => '--' + x).join(' ')})`)
+    let v = inline
+    if (v === undefined) {
+      if (typeof defaults[k] === 'boolean') v = 'true'
+      else v = argv[++i]
+    }
+    if (v === undefined) throw new Error(`--${k} needs a value`)
+    out[k] = typeof defaults[k] === 'number' ? Number(v) : typeof defaults[k] === 'boolean' ? v !== 'false' : v
+    if (typeof defaults[k] === 'number' && !Number.isFinite(out[k])) throw new Error(`--${k}: not a number: ${v}`)
+  }
+  return out
+}
+
+export function median (xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+export const max = (xs) => xs.length === 0 ? NaN : Math.max(...xs)
+export const min = (xs) => xs.length === 0 ? NaN : Math.min(...xs)
+/** Nearest-rank percentile. */
+export function percentile (xs, p) {
+  const s = [...xs].sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]
+}
+
+export const ms = (x) => Number.isFinite(x) ? `${x.toFixed(1)} ms` : 'n/a'
+export const ratio = (a, b) => Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a'
+export const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+
+/** Prints rows as an aligned plain-text table; the first row is the header. */
+export function printTable (rows, title) {
+  if (title !== undefined) console.log(`\n${title}`)
+  const widths = rows[0].map((_, c) => Math.max(...rows.map(r => String(r[c] ?? '').length)))
+  const line = (r) => r.map((cell, c) => {
+    const s = String(cell ?? '')
+    return c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c])
+  }).join('  ').trimEnd()
+  console.log(line(rows[0]))
+  console.log(widths.map(w => '-'.repeat(w)).join('  '))
+  for (const r of rows.slice(1)) console.log(line(r))
+}
+
+export function machineLine () {
+  const cpus = os.cpus()
+  const env = process.env.NODE_EXTRA_CA_CERTS === undefined
+    ? ''
+    : KEEP_ENV ? ', children keep NODE_EXTRA_CA_CERTS (BENCH_KEEP_ENV=1)' : ', NODE_EXTRA_CA_CERTS removed from children (BENCH_KEEP_ENV=1 keeps it)'
+  return `node ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 1024 / 1024 / 1024)} GiB RAM, ${os.platform()} ${os.release()}, tmp ${os.tmpdir()}${env}`
+}
+
+// ---------------------------------------------------------------- ports, processes, the local API
+
+const handedOut = new Set()
+/** A port the kernel picked (bind 0, read, close); never the same one twice in one run. */
+export async function freePort () {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const s = net.createServer()
+      s.once('error', reject)
+      s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) })
+    })
+    if (!handedOut.has(port)) { handedOut.add(port); return port }
+  }
+}
+
+/**
+ * Runs `node args...` to completion and times it from just before spawn() to
+ * the child's exit. Output is collected; a timeout kills it.
+ */
+export async function runTimed (args, { cwd, timeoutMs = 60_000, env = CHILD_ENV } = {}) {
+  return await new Promise((resolve, reject) => {
+    const t0 = now()
+    const p = track(spawn(NODE, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }))
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', d => { stdout += d })
+    p.stderr.on('data', d => { stderr += d })
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`timed out: node ${args.join(' ')}`)) }, timeoutMs)
+    p.once('error', err => { clearTimeout(timer); reject(err) })
+    p.once('exit', (code, signal) => {
+      const t1 = now()
+      clearTimeout(timer)
+      p.once('close', () => resolve({ ms: t1 - t0, t0, t1, code: code ?? (signal !== null ? 128 : 1), stdout, stderr }))
+    })
+  })
+}
+
+/** Runs `node bin/dm ...` and fails on a non-zero exit. */
+export async function dm (args, opts = {}) {
+  const r = await runTimed([DM, ...args], opts)
+  if (r.code !== 0) throw new Error(`dm ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`)
+  return r
+}
+
+/** One HTTP request to the daemon's API over its Unix socket. */
+export async function apiRequest (socketPath, method, route, body, timeoutMs = 30_000) {
+  return await new Promise((resolve, reject) => {
+    const headers = body !== undefined ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {}
+    const req = http.request({ socketPath, method, path: route, headers, agent: false }, res => {
+      const parts = []
+      res.on('data', c => parts.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(parts).toString('utf8')
+        let json
+        try { json = JSON.parse(text) } catch { reject(new Error(`bad answer from ${route}: ${text.slice(0, 200)}`)); return }
+        if (res.statusCode >= 400) reject(new Error(`${method} ${route}: HTTP ${res.statusCode}: ${json.code ?? ''} ${json.reason ?? text.slice(0, 200)}`))
+        else resolve(json)
+      })
+      res.on('error', reject)
+    })
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${route}: no answer within ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/** True when something accepts a connection on the Unix socket. */
+export async function socketAnswers (socketPath) {
+  return await new Promise(resolve => {
+    const s = net.connect(socketPath)
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => { s.destroy(); resolve(false) })
+  })
+}
+
+/** Polls until check() is truthy; check may be async. */
+export async function waitFor (what, check, { timeoutMs = 30_000, pollMs = 20 } = {}) {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(pollMs)
+  }
+}
+
+/** /proc/PID/status VmRSS and VmHWM in bytes, and utime+stime in clock ticks. */
+export function procStats (pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (k) => Number((status.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm')) ?? [])[1] ?? NaN) * 1024
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const utime = Number(rest[11])
+  const stime = Number(rest[12])
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), utime, stime, ticks: utime + stime }
+}
+export const CLK_TCK = 100 // getconf CLK_TCK on Linux (USER_HZ is 100 on every mainstream kernel)
+
+// ---------------------------------------------------------------- signing keys
+
+/** A fresh Ed25519 key: PEM file for `dm publish --key`, KeyObject and raw public key for direct API use. */
+export function newSigningKey (dir, name = 'publisher') {
+  const { privateKey } = generateKeyPairSync('ed25519')
+  const file = path.join(dir, `${name}.pem`)
+  fs.writeFileSync(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 })
+  const jwk = createPublicKey(privateKey).export({ format: 'jwk' })
+  const publicKey = new Uint8Array(Buffer.from(jwk.x, 'base64url'))
+  return { privateKey, publicKey, path: file, base64: Buffer.from(publicKey).toString('base64') }
+}
+
+// ---------------------------------------------------------------- daemons
+
+/** Peer id of a state dir, created as `dm id` would (same code, loaded from dist/). */
+let identityModule
+async function peerIdOf (stateDir) {
+  if (identityModule === undefined) {
+    await import('../dist/polyfill.js')
+    identityModule = await import('../dist/net/identity.js')
+  }
+  const id = await identityModule.loadOrCreateIdentity(stateDir)
+  return id.peerId.toString()
+}
+
+export class DaemonNode {
+  constructor (cluster, index, port) {
+    this.cluster = cluster
+    this.index = index
+    this.name = `n${index}`
+    this.port = port
+    this.dir = path.join(cluster.root, this.name)
+    fs.mkdirSync(this.dir, { recursive: true })
+    this.configPath = path.join(this.dir, 'dm.toml')
+    this.socket = path.join(this.dir, 'api.sock')
+    this.stateDir = path.join(this.dir, 'state')
+    this.filesDir = path.join(this.stateDir, 'files')
+    this.peerId = ''
+    this.bootstrap = []
+    this.proc = undefined
+    this.output = ''
+    this.readyAt = undefined
+    this.startedAt = undefined
+  }
+
+  get addr () { return `/ip4/127.0.0.1/tcp/${this.port}/p2p/${this.peerId}` }
+  get pid () { return this.proc?.pid }
+  get running () { return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null }
+
+  writeConfig () {
+    const c = this.cluster.opts
+    const files = this.cluster.names.map(n => `${JSON.stringify(n)} = [${JSON.stringify(this.cluster.key.base64)}]`).join('\n')
+    fs.writeFileSync(this.configPath, [
+      'state_dir = "state"',
+      `log_level = ${JSON.stringify(c.logLevel)}`,
+      '[network]',
+      `id = ${JSON.stringify(c.networkId)}`,
+      `listen = ["/ip4/127.0.0.1/tcp/${this.port}"]`,
+      `bootstrap = ${JSON.stringify(this.bootstrap)}`,
+      c.pushPullIntervalMs !== undefined ? `push_pull_interval_ms = ${c.pushPullIntervalMs}` : '',
+      c.networkExtra ?? '',
+      '[api]',
+      'socket = "api.sock"',
+      '[files]',
+      files,
+      ''
+    ].join('\n'))
+  }
+
+  /**
+   * Spawns `node [nodeArgs] bin/dm daemon --config ...` and waits until it is
+   * ready: its stdout says "daemon ready" (log level info or lower), or, at
+   * log_level warn, its API socket accepts a connection, which the daemon
+   * opens right before it logs "daemon ready". Polls every `pollMs`.
+   * readyAt is the performance.now() at which readiness was observed.
+   */
+  async start ({ nodeArgs = [], pollMs = 2, timeoutMs = 60_000, wait = true } = {}) {
+    if (this.running) throw new Error(`${this.name} is already running`)
+    this.output = ''
+    this.readyAt = undefined
+    this.startedAt = now()
+    const proc = track(spawn(NODE, [...nodeArgs, DM, 'daemon', '--config', this.configPath], { cwd: this.dir, env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] }))
+    this.proc = proc
+    const keep = (d) => { this.output = (this.output + d).slice(-65536) }
+    proc.stdout.on('data', d => {
+      keep(d)
+      if (this.readyAt === undefined && this.output.includes('daemon ready')) this.readyAt = now()
+    })
+    proc.stderr.on('data', keep)
+    this.exited = new Promise(resolve => proc.once('exit', () => resolve()))
+    if (wait) await this.waitReady({ pollMs, timeoutMs })
+  }
+
+  async waitReady ({ pollMs = 2, timeoutMs = 60_000 } = {}) {
+    const end = Date.now() + timeoutMs
+    while (this.readyAt === undefined) {
+      if (!this.running) throw new Error(`${this.name} exited (${this.proc?.exitCode ?? this.proc?.signalCode}):\n${this.output}`)
+      if (Date.now() > end) throw new Error(`${this.name} not ready within ${timeoutMs} ms:\n${this.output}`)
+      if (fs.existsSync(this.socket) && await socketAnswers(this.socket)) {
+        if (this.readyAt === undefined) this.readyAt = now()
+        break
+      }
+      await sleep(pollMs)
+    }
+    return this.readyAt
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  async stop ({ hard = false, graceMs = 10_000 } = {}) {
+    if (!this.running) return
+    this.proc.kill(hard ? 'SIGKILL' : 'SIGTERM')
+    const killed = await Promise.race([this.exited.then(() => false), sleep(graceMs).then(() => true)])
+    if (killed) { this.proc.kill('SIGKILL'); await this.exited }
+  }
+
+  async status () { return await apiRequest(this.socket, 'GET', '/v1/status') }
+  async connectedPeers () { return (await this.status()).peersConnected }
+
+  /** The content of files/<name>, or undefined. */
+  file (name) {
+    try { return fs.readFileSync(path.join(this.filesDir, name)) } catch { return undefined }
+  }
+}
+
+/**
+ * N daemons in one temp dir, one signing key, one [files] allowlist (`names`).
+ * Bootstrap topology as test/helpers/cluster.ts: node 0 has no bootstrap,
+ * every other node bootstraps from node 0.
+ */
+export class Cluster {
+  constructor ({ names, prefix = 'dm-bench-', logLevel = 'warn', networkId = 'bench-net', pushPullIntervalMs, networkExtra } = {}) {
+    this.root = tempDir(prefix)
+    this.opts = { logLevel, networkId, pushPullIntervalMs, networkExtra }
+    this.key = newSigningKey(this.root)
+    this.names = names
+    this.nodes = []
+  }
+
+  /** Creates n nodes (dirs, identities, configs); starts nothing. */
+  async create (n) {
+    for (let i = 0; i < n; i++) {
+      const node = new DaemonNode(this, this.nodes.length, await freePort())
+      node.peerId = await peerIdOf(node.stateDir)
+      if (node.index > 0) node.bootstrap = [this.nodes[0].addr]
+      node.writeConfig()
+      this.nodes.push(node)
+    }
+    return this.nodes
+  }
+
+  /**
+   * Starts node 0, waits for it, then the others with at most `concurrency`
+   * starting at once (each waits for readiness before the next slot frees),
+   * so a large cluster does not start 100 node processes at the same instant.
+   */
+  async startAll ({ concurrency = 4, pollMs = 20, timeoutMs = 120_000 } = {}) {
+    const [first, ...rest] = this.nodes
+    await first.start({ pollMs, timeoutMs })
+    let next = 0
+    const worker = async () => {
+      while (next < rest.length) {
+        const node = rest[next++]
+        await node.start({ pollMs, timeoutMs })
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(concurrency, rest.length) }, worker))
+  }
+
+  /** Waits until every running node reports at least `min` connected peers. */
+  async waitConnected ({ min = 1, timeoutMs = 120_000, pollMs = 250 } = {}) {
+    const nodes = this.nodes.filter(n => n.running)
+    await waitFor(`every node to have >= ${min} connected peer(s)`, async () => {
+      const counts = await Promise.all(nodes.map(n => n.connectedPeers().catch(() => 0)))
+      return counts.every(c => c >= min)
+    }, { timeoutMs, pollMs })
+  }
+
+  async peerCounts () {
+    return await Promise.all(this.nodes.filter(n => n.running).map(n => n.connectedPeers().catch(() => -1)))
+  }
+
+  async stop () {
+    await Promise.all(this.nodes.map(n => n.stop().catch(() => {})))
+    removeTempDir(this.root)
+  }
+}
+
+/**
+ * Watches the files/ directories of `nodes` for `name` holding exactly
+ * `expected` (a Buffer). Each node's arrival time (performance.now()) is
+ * recorded the first time its file matches. Detection: fs.watch (inotify) on
+ * each files/ dir, re-reading the file on every event; plus a fallback poll
+ * of the nodes still missing every `pollMs` in case an event is missed.
+ * `via` counts how each arrival was seen.
+ */
+export function watchArrivals (nodes, name, expected, { pollMs = 2 } = {}) {
+  const arrivals = new Map()
+  const via = { watch: 0, poll: 0, already: 0 }
+  let resolveAll
+  const all = new Promise(resolve => { resolveAll = resolve })
+  const check = (node, how) => {
+    if (arrivals.has(node)) return
+    const t = now()
+    const got = node.file(name)
+    if (got !== undefined && got.equals(expected)) {
+      arrivals.set(node, t)
+      via[how]++
+      if (arrivals.size === nodes.length) resolveAll()
+    }
+  }
+  const watchers = []
+  for (const node of nodes) {
+    fs.mkdirSync(node.filesDir, { recursive: true })
+    const w = fs.watch(node.filesDir, (_event, file) => {
+      if (file === null || file === name) check(node, 'watch')
+    })
+    watchers.push(w)
+  }
+  for (const node of nodes) check(node, 'already')
+  const timer = setInterval(() => { for (const node of nodes) check(node, 'poll') }, pollMs)
+  return {
+    arrivals,
+    via,
+    all,
+    close () { clearInterval(timer); for (const w of watchers) w.close() }
+  }
+}

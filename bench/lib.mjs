@@ -421,7 +421,8 @@ export class Cluster {
  * `expected` (a Buffer). Each node's arrival time (performance.now()) is
  * recorded the first time its file matches. Detection: fs.watch (inotify) on
  * each files/ dir, re-reading the file on every event; plus a fallback poll
- * of the nodes still missing every `pollMs` in case an event is missed.
+ * of the nodes still missing every `pollMs` in case an event is missed
+ * (a stat; the content is read only when the file changed).
  * `via` counts how each arrival was seen.
  */
 export function watchArrivals (nodes, name, expected, { pollMs = 2 } = {}) {
@@ -429,9 +430,18 @@ export function watchArrivals (nodes, name, expected, { pollMs = 2 } = {}) {
   const via = { watch: 0, poll: 0, already: 0 }
   let resolveAll
   const all = new Promise(resolve => { resolveAll = resolve })
+  // Files are renamed into place, so a new version is a new inode: the content
+  // is only read (and compared) when inode, size or mtime changed since the last look.
+  const seen = new Map()
+  const target = (node) => path.join(node.filesDir, name)
   const check = (node, how) => {
     if (arrivals.has(node)) return
     const t = now()
+    let st
+    try { st = fs.statSync(target(node)) } catch { return }
+    const key = `${st.ino}:${st.size}:${st.mtimeMs}`
+    if (seen.get(node) === key || st.size !== expected.length) { seen.set(node, key); return }
+    seen.set(node, key)
     const got = node.file(name)
     if (got !== undefined && got.equals(expected)) {
       arrivals.set(node, t)

@@ -4,7 +4,6 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { mdns } from '@libp2p/mdns'
 import type { Identity } from './identity.js'
 
 export interface NodeOptions {
@@ -29,7 +28,8 @@ export async function createMeshNode (o: NodeOptions): Promise<MeshNode> {
     transports: [tcp()],
     connectionEncrypters: [noise({ prologueBytes: o.networkId })],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
-    peerDiscovery: o.mdns ? [mdns()] : [],
+    // Loaded only when enabled: it costs memory every daemon would otherwise pay.
+    peerDiscovery: o.mdns ? [(await import('@libp2p/mdns')).mdns()] : [],
     connectionManager: {
       maxConnections: o.maxConnections,
       // A fleet restarting at once dials in bursts; the default of 5/s per host refuses them.

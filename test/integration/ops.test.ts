@@ -1,0 +1,517 @@
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { Cluster, TestNode, DM, ROOT, freePort, runDm, type RunResult } from '../helpers/cluster.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+/*
+ * Operating the daemon as systemd and an operator do: unit files, readiness,
+ * signals, metrics, mistakes at the command line, identity, a fleet restart.
+ * Real daemons (bin/dm) as processes on 127.0.0.1; nothing is mocked.
+ */
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-ops-'))
+const clusters: Cluster[] = []
+const spawned: ChildProcess[] = []
+
+after(async () => {
+  for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL')
+  await Promise.all(clusters.map(async c => await c.stop()))
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
+
+async function newCluster (): Promise<Cluster> {
+  const c = new Cluster('dm-ops-')
+  clusters.push(c)
+  return c
+}
+
+function hasCommand (cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
+}
+
+/** A process this file started itself, with its output collected. */
+class Proc {
+  out = ''
+  readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  constructor (readonly proc: ChildProcess) {
+    spawned.push(proc)
+    proc.stdout?.on('data', (d: Buffer) => { this.out += d.toString() })
+    proc.stderr?.on('data', (d: Buffer) => { this.out += d.toString() })
+    this.exited = new Promise(resolve => proc.once('exit', (code, signal) => resolve({ code, signal })))
+  }
+
+  get running (): boolean { return this.proc.exitCode === null && this.proc.signalCode === null }
+
+  /** Lines of stdout that parse as JSON (pino logs, the notify receiver's reports). */
+  json (): Array<Record<string, unknown>> {
+    return this.out.split('\n').flatMap(l => { try { return [JSON.parse(l)] } catch { return [] } })
+  }
+
+  async waitExit (what: string, timeoutMs = 15_000): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
+    await waitFor(`${what} to exit`, () => !this.running, timeoutMs)
+    return await this.exited
+  }
+}
+
+function spawnDaemon (configPath: string, env: NodeJS.ProcessEnv = {}): Proc {
+  return new Proc(spawn(process.execPath, [DM, 'daemon', '--config', configPath], {
+    cwd: path.dirname(configPath), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe']
+  }))
+}
+
+/** Polls `check` while `p` runs; fails at once if it exits (waitFor alone would retry until its deadline). */
+async function whileRunning (p: Proc, what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const r = await waitFor(what, () => !p.running ? 'exited' : check() ? 'ok' : false, timeoutMs)
+  assert.equal(r, 'ok', `${what}: the process exited (exit ${String(p.proc.exitCode)}, signal ${String(p.proc.signalCode)}):\n${p.out}`)
+}
+
+async function waitReady (p: Proc, what: string): Promise<void> {
+  await whileRunning(p, `${what} ready`, () => p.out.includes('"daemon ready"'), 20_000)
+}
+
+/** Whether something accepts connections on a Unix socket. */
+async function answers (socket: string): Promise<boolean> {
+  return await new Promise(resolve => {
+    const s = net.connect(socket)
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => resolve(false))
+  })
+}
+
+/** The CLI's contract for a mistake: a non-zero exit and exactly one line, "dm: ...", on stderr. */
+function oneLineError (r: RunResult, exit: number, pattern: RegExp): void {
+  assert.equal(r.code, exit, `exit status (stderr: ${r.stderr})`)
+  const lines = r.stderr.trimEnd().split('\n')
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`)
+  assert.match(lines[0], /^dm: /)
+  assert.match(lines[0], pattern)
+}
+
+/** The value of one sample of Prometheus text exposition, `labels` written as in the output. */
+function sample (text: string, name: string, labels = ''): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_:][\w:]*)(\{[^}]*\})? (\S+)/.exec(line)
+    if (m !== null && m[1] === name && (m[2] ?? '') === labels) return Number(m[3])
+  }
+  return undefined
+}
+
+async function scrape (port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+  assert.equal(res.status, 200)
+  return await res.text()
+}
+
+// ---------------------------------------------------------------- systemd units
+
+const UNIT_DIR = path.join(ROOT, 'contrib/systemd')
+
+test('systemd-analyze verify accepts the shipped units', async t => {
+  if (!hasCommand('systemd-analyze')) { t.skip('systemd-analyze is not installed (apt-get install systemd)'); return }
+  const units = fs.readdirSync(UNIT_DIR).filter(f => /\.(service|path)$/.test(f)).map(f => path.join(UNIT_DIR, f))
+  assert.ok(units.length >= 3, `units found: ${units.join(' ')}`)
+  const r = spawnSync('systemd-analyze', ['verify', ...units], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(r.status, 0, r.stderr)
+  // Warnings do not change the exit status; any that name our units count as failures.
+  const ours = r.stderr.split('\n').filter(l => /data-mesher|dm-dns-reload/.test(l))
+  assert.deepEqual(ours, [], r.stderr)
+})
+
+test('the sysusers.d entry creates the data-mesher user and the group consumers join', async t => {
+  if (!hasCommand('systemd-sysusers')) { t.skip('systemd-sysusers is not installed'); return }
+  const root = fs.mkdtempSync(path.join(tmp, 'sysroot-'))
+  fs.mkdirSync(path.join(root, 'etc'))
+  const r = spawnSync('systemd-sysusers', [`--root=${root}`, path.join(UNIT_DIR, 'data-mesher.sysusers.conf')], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(r.status, 0, r.stderr)
+  const passwd = fs.readFileSync(path.join(root, 'etc/passwd'), 'utf8')
+  const group = fs.readFileSync(path.join(root, 'etc/group'), 'utf8')
+  const user = passwd.split('\n').find(l => l.startsWith('data-mesher:'))
+  const grp = group.split('\n').find(l => l.startsWith('data-mesher:'))
+  assert.ok(user !== undefined, passwd)
+  assert.ok(grp !== undefined, group)
+  // The user's primary group is the data-mesher group the unit's Group= and consumers' SupplementaryGroups= name.
+  assert.equal(user.split(':')[3], grp.split(':')[2])
+  assert.equal(user.split(':')[5], '/var/lib/data-mesher')
+  // A system account: nobody logs in as it.
+  assert.match(user.split(':')[6], /nologin|false/)
+})
+
+// ---------------------------------------------------------------- readiness and stop
+
+/*
+ * A stand-in for systemd's notify socket. Node cannot bind AF_UNIX SOCK_DGRAM,
+ * so a small python3 program does. It reports each message as a JSON line; on
+ * READY=1 it first calls GET /v1/status on the API socket itself, so the test
+ * learns whether the API answered at the moment readiness was announced.
+ * systemd-notify sends BARRIER=1 with a pipe fd and waits until it is closed:
+ * the receiver closes every fd it gets, after holding it `hold_ms`.
+ */
+const NOTIFY_RECEIVER = String.raw`
+import array, json, os, socket, sys, time
+sock_path, api_path, hold_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sock_path)
+print(json.dumps({"event": "listening"}), flush=True)
+
+def probe():
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(5)
+    try:
+        c.connect(api_path)
+        c.sendall(b"GET /v1/status HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return {"status": int(head.split(b" ")[1]), "body": body.decode()}
+    except Exception as e:
+        return {"error": repr(e)}
+    finally:
+        c.close()
+
+while True:
+    msg, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(64 * 4))
+    fds = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            a = array.array("i")
+            a.frombytes(data[:len(data) - len(data) % a.itemsize])
+            fds.extend(a)
+    fields = dict(l.split("=", 1) for l in msg.decode().split("\n") if "=" in l)
+    report = {"event": "message", "fields": fields, "fds": len(fds)}
+    if fields.get("READY") == "1":
+        report["api"] = probe()
+    print(json.dumps(report), flush=True)
+    if fds:
+        time.sleep(hold_ms / 1000)
+        for fd in fds:
+            os.close(fd)
+        print(json.dumps({"event": "released", "fds": len(fds)}), flush=True)
+`
+
+interface Notified { daemon: Proc, receiver: Proc, node: TestNode }
+
+async function startNotified (name: string, holdBarrierMs: number): Promise<Notified> {
+  const dir = fs.mkdtempSync(path.join(tmp, `${name}-`))
+  const node = new TestNode('n', await freePort(), dir, { files: {} })
+  const script = path.join(dir, 'notify-receiver.py')
+  fs.writeFileSync(script, NOTIFY_RECEIVER)
+  const notifySocket = path.join(dir, 'notify.sock')
+  const receiver = new Proc(spawn('python3', [script, notifySocket, node.socket, String(holdBarrierMs)], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitFor('notify receiver listening', () => {
+    if (!receiver.running) throw new Error(`receiver exited: ${receiver.out}`)
+    return receiver.json().some(e => e.event === 'listening')
+  })
+  const daemon = spawnDaemon(node.configPath, { NOTIFY_SOCKET: notifySocket })
+  return { daemon, receiver, node }
+}
+
+function readyReport (n: Notified): Record<string, any> | undefined {
+  return n.receiver.json().find(e => e.event === 'message' && (e.fields as Record<string, string>).READY === '1')
+}
+
+async function waitReadyReport (n: Notified): Promise<Record<string, any>> {
+  await whileRunning(n.daemon, 'READY=1 on the notify socket', () => readyReport(n) !== undefined, 20_000)
+  return readyReport(n)!
+}
+
+let notified: Notified | undefined
+
+test('Type=notify: READY=1 is sent only once the API socket answers', { skip: hasCommand('python3') && hasCommand('systemd-notify') ? false : 'needs python3 and systemd-notify' }, async () => {
+  notified = await startNotified('notify', 0)
+  const ready = await waitReadyReport(notified)
+  assert.equal(ready.api.status, 200, `the API did not answer when READY=1 arrived: ${JSON.stringify(ready.api)}`)
+  assert.match(JSON.parse(ready.api.body).peerId, /^12D3KooW/)
+  assert.match(ready.fields.STATUS, /^serving \d+ files$/)
+  // systemd-notify's barrier: the daemon's notify call completes only once the manager has processed READY=1.
+  await waitFor('BARRIER=1 released', () => notified!.receiver.json().some(e => e.event === 'released'))
+  await waitReady(notified.daemon, 'notified daemon')
+})
+
+test('SIGTERM: exit status 0, "daemon stopped" logged, the API socket gone', { skip: hasCommand('python3') && hasCommand('systemd-notify') ? false : 'needs python3 and systemd-notify' }, async () => {
+  assert.ok(notified !== undefined, 'the readiness test started the daemon')
+  const { daemon, node } = notified
+  assert.ok(await answers(node.socket))
+  daemon.proc.kill('SIGTERM')
+  const { code, signal } = await daemon.waitExit('daemon after SIGTERM', 15_000)
+  assert.equal(signal, null, daemon.out)
+  assert.equal(code, 0, daemon.out)
+  assert.ok(daemon.json().some(l => l.msg === 'daemon stopped'), daemon.out)
+  assert.ok(!daemon.out.includes('cannot notify systemd'), daemon.out)
+  assert.ok(!fs.existsSync(node.socket) || !(await answers(node.socket)), 'the API socket still answers')
+  notified.receiver.proc.kill('SIGTERM')
+})
+
+test('a SIGHUP right after READY=1 reloads the config instead of killing the daemon', {
+  skip: hasCommand('python3') && hasCommand('systemd-notify') ? false : 'needs python3 and systemd-notify',
+  todo: 'BUG: src/cli/daemon.ts daemon.run installs the SIGHUP/SIGTERM handlers only after startDaemon() returns, and startDaemon awaits systemd-notify --ready (which blocks until the manager releases the barrier); a reload or stop systemd sends in that window hits the default disposition and kills the process. Install the handlers before readiness is announced.'
+}, async () => {
+  // The receiver holds the barrier for 1.5 s: a slow manager, which widens the window the bug needs.
+  const n = await startNotified('hup-race', 1500)
+  try {
+    await waitReadyReport(n)
+    n.daemon.proc.kill('SIGHUP')
+    await whileRunning(n.daemon, '"config reloaded" logged', () => n.daemon.json().some(l => l.msg === 'config reloaded'), 10_000)
+  } finally {
+    n.daemon.proc.kill('SIGKILL')
+    n.receiver.proc.kill('SIGKILL')
+  }
+})
+
+// ---------------------------------------------------------------- SIGHUP reload
+
+test('SIGHUP reloads [files] without a restart; a broken config keeps the running one', async () => {
+  const c = await newCluster()
+  const node = await c.add({ files: { 'hello.txt': [c.key.base64] } })
+  await node.start()
+  const pid = node.proc!.pid
+  const late = path.join(c.root, 'late.txt')
+  fs.writeFileSync(late, 'arrived late\n')
+
+  oneLineError(await runDm(['publish', late, '--key', c.key.path, '--config', node.configPath]), 1, /not listed/)
+  const content = Buffer.from('signed directly')
+  await assert.rejects(node.submit(c.sign('late.txt', content), content), (err: { code?: string }) => err.code === 'ERR_NAME_NOT_ALLOWED')
+
+  node.setOptions({ files: { 'hello.txt': [c.key.base64], 'late.txt': [c.key.base64] } })
+  process.kill(pid!, 'SIGHUP')
+  await waitFor('late.txt accepted after SIGHUP', async () => (await runDm(['publish', late, '--key', c.key.path, '--config', node.configPath])).code === 0, 15_000)
+  assert.equal(node.proc!.pid, pid)
+  assert.equal(node.proc!.exitCode, null, 'not restarted')
+  assert.deepEqual(node.file('late.txt'), fs.readFileSync(late))
+  await waitFor('"config reloaded" logged', () => node.log.includes('"config reloaded"'))
+
+  // A broken file on SIGHUP: logged, and the allowlist in force stays (late.txt is still accepted).
+  fs.writeFileSync(node.configPath, '[files\n"late.txt" = oops\n')
+  process.kill(pid!, 'SIGHUP')
+  await waitFor('"config reload failed" logged', () => node.log.includes('config reload failed'))
+  assert.equal(node.proc!.exitCode, null, 'still running')
+  // Straight to the API, as the CLI would read the broken file too.
+  const take2 = Buffer.from('arrived late, take two')
+  await node.submit(c.sign('late.txt', take2), take2)
+  assert.deepEqual(node.file('late.txt'), take2)
+  assert.equal(node.proc!.pid, pid)
+  node.writeConfig()
+})
+
+// ---------------------------------------------------------------- metrics
+
+test('metrics: a replicated version, the peer, the delay, the bytes and refusals show on /metrics', async () => {
+  const c = await newCluster()
+  const metricsPort = await freePort()
+  const src = await c.add()
+  // [metrics] through `extra`: it lands right before [api], which starts the next table.
+  const dst = await c.add({ extra: `[metrics]\nlisten = "127.0.0.1:${metricsPort}"` })
+  await Promise.all([src.start(), dst.start()])
+  await waitFor('connected', async () => (await dst.connectedPeers()) === 1)
+
+  const content = Buffer.from('measured ' + Date.now())
+  await src.submit(c.sign('hello.txt', content), content)
+  await c.waitAll('hello.txt', content)
+
+  const text = await waitFor('metrics reflect the accepted version', async () => {
+    const t = await scrape(metricsPort)
+    return (sample(t, 'dm_versions_accepted_total') ?? 0) >= 1 ? t : undefined
+  })
+  assert.equal(sample(text, 'dm_peers_connected'), 1)
+  assert.ok((sample(text, 'dm_peers_known') ?? 0) >= 1)
+  assert.ok((sample(text, 'dm_propagation_delay_seconds_count') ?? 0) >= 1, 'a version from a peer records its propagation delay')
+  const age = sample(text, 'dm_file_version_age_seconds', '{name="hello.txt"}')
+  assert.ok(age !== undefined && age >= 0 && age < 60, `age of hello.txt: ${String(age)}`)
+  assert.ok((sample(text, 'dm_sync_bytes_total', '{direction="in"}') ?? 0) > 0, 'sync bytes in')
+  assert.ok((sample(text, 'dm_sync_bytes_total', '{direction="out"}') ?? 0) > 0, 'sync bytes out')
+  assert.ok(sample(text, 'dm_process_resident_memory_bytes') !== undefined, 'default process metrics, dm_ prefixed')
+
+  const reason = '{reason="ERR_NAME_NOT_ALLOWED"}'
+  const before = sample(text, 'dm_versions_refused_total', reason) ?? 0
+  const unlisted = Buffer.from('nobody listed me')
+  await assert.rejects(dst.submit(c.sign('unlisted.txt', unlisted), unlisted))
+  const afterRefusal = await scrape(metricsPort)
+  assert.equal(sample(afterRefusal, 'dm_versions_refused_total', reason), before + 1)
+
+  assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/`)).status, 404)
+})
+
+test('metrics: a non-loopback listen address is refused with a clear message', async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'metrics-public-'))
+  const node = new TestNode('n', await freePort(), dir, { files: {}, extra: '[metrics]\nlisten = "0.0.0.0:9464"' })
+  const check = await runDm(['config', 'check', '--config', node.configPath])
+  oneLineError(check, 1, /metrics\.listen: "0\.0\.0\.0:9464" must be a loopback host:port/)
+  // The daemon refuses the same file before it binds anything.
+  oneLineError(await runDm(['daemon', '--config', node.configPath]), 1, /metrics\.listen/)
+  node.setOptions({ extra: '[metrics]\nlisten = "127.0.0.1:9464"' })
+  const ok = await runDm(['config', 'check', '--config', node.configPath])
+  assert.equal(ok.code, 0, ok.stderr)
+})
+
+// ---------------------------------------------------------------- bad local input
+
+test('bad local input: one clear line on stderr and a non-zero exit', async t => {
+  const c = await newCluster()
+  const node = await c.add({ files: { 'hello.txt': [c.key.base64] } })
+  await node.start()
+  const file = path.join(c.root, 'hello.txt')
+  fs.writeFileSync(file, 'hello\n')
+  const publish = async (...args: string[]): Promise<RunResult> => await runDm(['publish', ...args])
+
+  await t.test('a broken config: dm daemon and dm publish name the file and line', async () => {
+    const broken = path.join(c.root, 'broken.toml')
+    fs.writeFileSync(broken, 'state_dir = "state"\n[network\nid = "x"\n')
+    oneLineError(await runDm(['daemon', '--config', broken]), 1, /broken\.toml: bad TOML at line 2/)
+    oneLineError(await publish(file, '--key', c.key.path, '--config', broken), 1, /broken\.toml: bad TOML at line 2/)
+    oneLineError(await runDm(['config', 'check', '--config', broken]), 1, /bad TOML at line 2/)
+  })
+
+  await t.test('a config file that does not exist', async () => {
+    oneLineError(await publish(file, '--key', c.key.path, '--config', path.join(c.root, 'nope.toml')), 1, /nope\.toml: no such file/)
+  })
+
+  await t.test('a missing key file', async () => {
+    oneLineError(await publish(file, '--key', path.join(c.root, 'missing.pem'), '--config', node.configPath), 1, /missing\.pem: no such file/)
+  })
+
+  await t.test('a key of the wrong type (RSA)', async () => {
+    const rsa = path.join(c.root, 'rsa.pem')
+    if (hasCommand('openssl')) {
+      const r = spawnSync('openssl', ['genpkey', '-algorithm', 'rsa', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', rsa], { encoding: 'utf8' })
+      assert.equal(r.status, 0, r.stderr)
+    } else {
+      const { generateKeyPairSync } = await import('node:crypto')
+      fs.writeFileSync(rsa, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }))
+    }
+    fs.chmodSync(rsa, 0o600)
+    oneLineError(await publish(file, '--key', rsa, '--config', node.configPath), 1, /rsa key, not Ed25519/)
+  })
+
+  await t.test('a file over 10 MiB: refused before it is read; the daemon holds nothing new', async () => {
+    const before = await node.api<unknown[]>('/v1/versions')
+    const big = path.join(c.root, 'big.bin')
+    fs.writeFileSync(big, '')
+    fs.truncateSync(big, 10 * 1024 * 1024 + 1)
+    oneLineError(await publish(big, '--name', 'hello.txt', '--key', c.key.path, '--config', node.configPath), 1, /10 MiB/)
+    assert.deepEqual(await node.api<unknown[]>('/v1/versions'), before)
+    assert.equal(node.file('hello.txt'), undefined)
+  })
+
+  await t.test('a name not listed in [files]', async () => {
+    const other = path.join(c.root, 'other.txt')
+    fs.writeFileSync(other, 'x')
+    oneLineError(await publish(other, '--key', c.key.path, '--config', node.configPath), 1, /"other\.txt" is not listed in \[files\]/)
+    assert.equal(node.file('other.txt'), undefined)
+  })
+
+  await t.test('no daemon running: exit 3', async () => {
+    const idle = new TestNode('idle', await freePort(), c.root, { files: { 'hello.txt': [c.key.base64] } })
+    oneLineError(await publish(file, '--key', c.key.path, '--config', idle.configPath), 3, /no daemon is running/)
+    oneLineError(await runDm(['status', '--config', idle.configPath]), 3, /no daemon is running/)
+  })
+
+  await t.test('the API socket is created mode 0660', async () => {
+    const st = fs.statSync(node.socket)
+    assert.ok(st.isSocket())
+    assert.equal((st.mode & 0o777).toString(8), '660')
+  })
+
+  const second = new TestNode('second', await freePort(), c.root, { files: { 'hello.txt': [c.key.base64] } })
+  // Its own state and port, the first daemon's socket.
+  fs.writeFileSync(second.configPath, fs.readFileSync(second.configPath, 'utf8').replace('socket = "api.sock"', `socket = ${JSON.stringify(node.socket)}`))
+  let secondDaemon: Proc | undefined
+  await t.test('a second daemon on the same API socket refuses to start, and the first keeps serving', async () => {
+    secondDaemon = new Proc(spawn(process.execPath, [DM, 'daemon', '--config', second.configPath], { stdio: ['ignore', 'pipe', 'pipe'] }))
+    await waitFor('the refusal on stderr', () => secondDaemon!.out.includes('another daemon'))
+    assert.match(secondDaemon.out, /^dm: another daemon is serving .*api\.sock$/m)
+    assert.ok(await answers(node.socket))
+    assert.equal((await node.api<{ peerId: string }>('/v1/status')).peerId, node.peerId)
+  })
+
+  await t.test('... and exits', {
+    todo: 'BUG: src/daemon/daemon.ts startDaemon starts the libp2p node, sync engine, membership and timers before startApiServer(); when the API socket is taken it throws without stopping them, so the process prints the error but never exits (and keeps the TCP port). Probe the socket first, or stop what was started on failure (try/catch in startDaemon calling the same teardown as stop()).'
+  }, async () => {
+    const { code } = await secondDaemon!.waitExit('the refused second daemon', 5_000)
+    assert.equal(code, 1)
+  })
+  secondDaemon?.proc.kill('SIGKILL')
+
+  await t.test('a stale socket left by a killed daemon does not stop a restart', async () => {
+    await node.stop(true)
+    assert.ok(fs.statSync(node.socket).isSocket(), 'SIGKILL leaves the socket file behind')
+    assert.equal(await answers(node.socket), false)
+    oneLineError(await publish(file, '--key', c.key.path, '--config', node.configPath), 3, /no daemon is running/)
+    await node.start()
+    const r = await publish(file, '--key', c.key.path, '--config', node.configPath)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal((fs.statSync(node.socket).mode & 0o777).toString(8), '660')
+  })
+})
+
+// ---------------------------------------------------------------- identity
+
+test('dm id works before the daemon ever ran, creates identity.key 0600, and never changes', async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'id-'))
+  const node = new TestNode('n', await freePort(), dir, { files: {} })
+  const stateDir = path.join(node.dir, 'state')
+  assert.equal(fs.existsSync(stateDir), false)
+
+  const first = await runDm(['id', '--config', node.configPath, '--json'])
+  assert.equal(first.code, 0, first.stderr)
+  const { peerId, addrs } = JSON.parse(first.stdout) as { peerId: string, addrs: string[] }
+  assert.match(peerId, /^12D3KooW/)
+  assert.deepEqual(addrs, [`/ip4/127.0.0.1/tcp/${node.port}/p2p/${peerId}`])
+  const key = path.join(stateDir, 'identity.key')
+  assert.equal((fs.statSync(key).mode & 0o777).toString(8), '600')
+  const keyBytes = fs.readFileSync(key)
+
+  const plain = await runDm(['id', '--config', node.configPath])
+  assert.equal(plain.code, 0, plain.stderr)
+  assert.equal(plain.stdout.split('\n')[0], peerId)
+  assert.equal(JSON.parse((await runDm(['id', '--config', node.configPath, '--json'])).stdout).peerId, peerId)
+
+  node.peerId = peerId
+  await node.start()
+  try {
+    assert.equal((await node.api<{ peerId: string }>('/v1/status')).peerId, peerId)
+  } finally {
+    await node.stop()
+  }
+  assert.equal(JSON.parse((await runDm(['id', '--config', node.configPath, '--json'])).stdout).peerId, peerId)
+  assert.deepEqual(fs.readFileSync(key), keyBytes)
+  assert.equal((fs.statSync(key).mode & 0o777).toString(8), '600')
+})
+
+// ---------------------------------------------------------------- fleet restart
+
+test('every node restarted at once: files intact and identical, and the mesh reforms', async () => {
+  const c = await newCluster()
+  for (let i = 0; i < 3; i++) await c.add()
+  await Promise.all(c.nodes.map(async n => await n.start()))
+  await Promise.all(c.nodes.map(async n => await waitFor(`${n.name} connected`, async () => (await n.connectedPeers()) > 0)))
+
+  const hello = Buffer.from('before the restart ' + Date.now())
+  const zone = Buffer.from('www IN CNAME web1\n')
+  await c.nodes[1].submit(c.sign('hello.txt', hello), hello)
+  await c.nodes[2].submit(c.sign('dns/cnames', zone), zone)
+  await c.waitAll('hello.txt', hello)
+  await c.waitAll('dns/cnames', zone)
+  const listed = await c.nodes[0].api<unknown[]>('/v1/versions')
+
+  await Promise.all(c.nodes.map(async n => await n.stop()))
+  for (const n of c.nodes) assert.equal(n.proc!.exitCode, 0, n.log)
+  await Promise.all(c.nodes.map(async n => await n.start()))
+
+  for (const n of c.nodes) {
+    assert.deepEqual(n.file('hello.txt'), hello, `${n.name} hello.txt`)
+    assert.deepEqual(n.file('dns/cnames'), zone, `${n.name} dns/cnames`)
+    assert.deepEqual(await n.api<unknown[]>('/v1/versions'), listed, `${n.name} index`)
+  }
+  await Promise.all(c.nodes.map(async n => await waitFor(`${n.name} reconnected`, async () => (await n.connectedPeers()) > 0)))
+  const after = Buffer.from('after the restart ' + Date.now())
+  await c.nodes[2].submit(c.sign('hello.txt', after), after)
+  await c.waitAll('hello.txt', after)
+})

@@ -1,20 +1,24 @@
 import { checkAddresses, loadConfig } from '../config/load.js'
+import { DmError } from '../errors.js'
+import { LOG_FORMATS, type LogFormat } from '../config/config.js'
 import { configOption, jsonOption, str, type Command } from './command.js'
 import { printJson } from './output.js'
 
 export const daemon: Command = {
   summary: 'run the mesh daemon (systemd runs this)',
   usage: 'dm daemon [--config PATH]',
-  details: 'Joins the mesh, replicates the files listed in [files] into <state_dir>/files/,\nand serves the local API on [api] socket. Stops cleanly on SIGTERM or SIGINT;\nSIGHUP re-reads [files], log_level and max_clock_skew_ms.',
-  options: configOption,
+  details: 'Joins the mesh, replicates the files listed in [files] into <state_dir>/files/,\nand serves the local API on [api] socket. Stops cleanly on SIGTERM or SIGINT;\nSIGHUP re-reads [files], log_level and max_clock_skew_ms.\n--log-format: json (one object per line), pretty, or auto (pretty on a terminal).',
+  options: { ...configOption, 'log-format': { type: 'string', default: 'auto' } },
   positionals: { min: 0, max: 0 },
   async run (args) {
+    const format = str(args, 'log-format') as LogFormat
+    if (!LOG_FORMATS.includes(format)) throw new DmError('ERR_USAGE', `--log-format must be one of ${LOG_FORMATS.join(', ')}`)
     const path = str(args, 'config') as string
     const config = loadConfig(path)
     await checkAddresses(config, path)
     await import('../polyfill.js')
     const { startDaemon } = await import('../daemon/daemon.js')
-    const d = await startDaemon(config)
+    const d = await startDaemon(config, format)
     process.on('SIGHUP', () => d.reload(path))
     await new Promise<void>(resolve => {
       const stop = (): void => { void d.stop().finally(resolve) }

@@ -20,6 +20,13 @@ export const DEFAULT_TARGET_PEERS = 8
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+/**
+ * `json`: one JSON object per line on stdout (journald keeps them).
+ * `pretty`: human lines. `auto`: pretty when stdout is a terminal, else json.
+ */
+export type LogFormat = 'json' | 'pretty' | 'auto'
+export const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty', 'auto']
+
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 export interface NetworkConfig {

@@ -1,6 +1,6 @@
 import PQueue from 'p-queue'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Config } from '../config/config.js'
+import type { Config, LogFormat } from '../config/config.js'
 import { loadConfig } from '../config/load.js'
 import { describeError } from '../errors.js'
 import { hex, networkIdFrom, VersionKind } from '../format/version.js'
@@ -50,9 +50,9 @@ export function versionInfo (e: HeldEntry): VersionInfo {
 }
 
 /** Starts every component in data-flow order and returns once the API answers. */
-export async function startDaemon (config: Config): Promise<Daemon> {
+export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'): Promise<Daemon> {
   const startedAt = Date.now()
-  const log = createLogger(config.logLevel)
+  const log = await createLogger(config.logLevel, logFormat)
   const networkId = networkIdFrom(config.network.id)
   const store = await openStore(config.stateDir, { problem: message => log.warn({}, message) })
   const identity = await loadOrCreateIdentity(config.stateDir)

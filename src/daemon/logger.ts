@@ -1,10 +1,12 @@
 import { pino, type Logger } from 'pino'
-import type { LogLevel } from '../config/config.js'
+import type { LogFormat, LogLevel } from '../config/config.js'
 
-/**
- * JSON logs on stdout (journald keeps them). Field names are stable:
- * name, signer, timestampMs, source, code, reason, peer, err.
- */
-export function createLogger (level: LogLevel): Logger {
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime })
+/** JSON field names are stable: name, signer, timestampMs, source, code, reason, peer, err. */
+
+export async function createLogger (level: LogLevel, format: LogFormat = 'auto'): Promise<Logger> {
+  const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }
+  if (format === 'json' || (format === 'auto' && process.stdout.isTTY !== true)) return pino(options)
+  // Loaded only when used, in this thread (no worker), so JSON daemons do not pay for it.
+  const { default: pretty } = await import('pino-pretty')
+  return pino(options, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid' }))
 }

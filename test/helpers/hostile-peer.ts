@@ -222,12 +222,12 @@ export class HostilePeer {
   /** Writes bytes, waiting for drain when the muxer asks. */
   async write (stream: Stream, bytes: Uint8Array): Promise<void> {
     stream.send(bytes)
-    // send() may queue locally without asking for a drain; keep our own buffer small so bytes really leave.
+    // send() queues locally; wait until our buffer is small again so the bytes really left (polling:
+    // 'drain' is not dispatched when yamux's send window reopens).
     const deadline = Date.now() + 30_000
     while (stream.writeBufferLength > 256 * 1024 && stream.status === 'open') {
       if (Date.now() > deadline) throw new Error('the daemon stopped reading')
-      if (stream.writableNeedsDrain) await stream.onDrain({ signal: AbortSignal.timeout(30_000) })
-      else await new Promise(resolve => setTimeout(resolve, 2))
+      await new Promise(resolve => setTimeout(resolve, 2))
     }
   }
 

@@ -130,6 +130,28 @@ export function machineLine () {
   return `node ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 1024 / 1024 / 1024)} GiB RAM, ${os.platform()} ${os.release()}, tmp ${os.tmpdir()}${env}`
 }
 
+/** CPU busy share of the whole machine over `ms` (from /proc/stat), e.g. other people's test runs. */
+export async function machineBusy (ms = 1000) {
+  const read = () => {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    const idle = f[3] + (f[4] ?? 0)
+    return { idle, total: f.reduce((a, b) => a + b, 0) }
+  }
+  const a = read()
+  await sleep(ms)
+  const b = read()
+  return b.total === a.total ? 0 : 1 - (b.idle - a.idle) / (b.total - a.total)
+}
+
+/** One line on how loaded the machine is before the benchmark starts anything. */
+export async function loadLine () {
+  const busy = await machineBusy(1000)
+  const others = fs.readdirSync('/proc').filter(p => /^\d+$/.test(p) && Number(p) !== process.pid).filter(p => {
+    try { return /^node\b|\/node\b/.test(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0]) } catch { return false }
+  }).length
+  return `machine before start: ${(busy * 100).toFixed(0)}% CPU busy over 1 s, load average ${os.loadavg().map(x => x.toFixed(2)).join(' ')}, ${others} other node process(es) running`
+}
+
 // ---------------------------------------------------------------- ports, processes, the local API
 
 const handedOut = new Set()
@@ -299,20 +321,23 @@ export class DaemonNode {
   }
 
   /**
-   * Spawns `node [nodeArgs] bin/dm daemon --config ...` and waits until it is
+   * Spawns `node [nodeArgs] bin/dm daemon --config ...` (or another `script`,
+   * e.g. the unbundled dist/cli/entry.js, whose profiles have readable names)
+   * and waits until it is
    * ready: its stdout says "daemon ready" (log level info or lower), or, at
    * log_level warn, its API socket accepts a connection, which the daemon
    * opens right before it logs "daemon ready". Polls every `pollMs`.
    * readyAt is the performance.now() at which readiness was observed.
    */
-  async start ({ nodeArgs = [], pollMs = 2, timeoutMs = 60_000, wait = true } = {}) {
+  async start ({ nodeArgs = [], script = DM, pollMs = 2, timeoutMs = 60_000, wait = true } = {}) {
     if (this.running) throw new Error(`${this.name} is already running`)
     this.output = ''
     this.readyAt = undefined
     this.startedAt = now()
-    const proc = track(spawn(NODE, [...nodeArgs, DM, 'daemon', '--config', this.configPath], { cwd: this.dir, env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] }))
+    const proc = track(spawn(NODE, [...nodeArgs, script, 'daemon', '--config', this.configPath], { cwd: this.dir, env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] }))
     this.proc = proc
-    const keep = (d) => { this.output = (this.output + d).slice(-65536) }
+    const cap = this.cluster.opts.outputCap
+    const keep = (d) => { this.output = (this.output + d).slice(-cap) }
     proc.stdout.on('data', d => {
       keep(d)
       if (this.readyAt === undefined && this.output.includes('daemon ready')) this.readyAt = now()
@@ -359,9 +384,9 @@ export class DaemonNode {
  * every other node bootstraps from node 0.
  */
 export class Cluster {
-  constructor ({ names, prefix = 'dm-bench-', logLevel = 'warn', networkId = 'bench-net', pushPullIntervalMs, networkExtra } = {}) {
+  constructor ({ names, prefix = 'dm-bench-', logLevel = 'warn', networkId = 'bench-net', pushPullIntervalMs, networkExtra, outputCap = 65536 } = {}) {
     this.root = tempDir(prefix)
-    this.opts = { logLevel, networkId, pushPullIntervalMs, networkExtra }
+    this.opts = { logLevel, networkId, pushPullIntervalMs, networkExtra, outputCap }
     this.key = newSigningKey(this.root)
     this.names = names
     this.nodes = []

@@ -9,7 +9,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  Cluster, DM, dm, machineLine, max, median, min, ms, now, parseArgs, percentile, printTable, ratio, runTimed, sleep, watchArrivals
+  loadLine, Cluster, DM, dm, machineLine, max, median, min, ms, now, parseArgs, percentile, printTable, ratio, runTimed, sleep, watchArrivals
 } from './lib.mjs'
 
 const opts = parseArgs({ nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 1000, poll: 25, baselines: 10 })
@@ -20,6 +20,7 @@ const from = opts.from < 0 ? N - 1 : opts.from
 
 console.log(`propagation: ${N} daemons, ${opts.runs} runs, ${opts.size} B file, published on n${from}${from === 0 ? ' (the bootstrap node)' : ' (not the bootstrap node)'}`)
 console.log(machineLine())
+console.log(await loadLine())
 
 const cluster = new Cluster({ names: [NAME], prefix: 'dm-bench-prop-' })
 try {

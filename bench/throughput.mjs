@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  CHILD_ENV, Cluster, DM, NODE, dm, machineLine, max, median, mib, ms, now, parseArgs, printTable, ratio, runTimed, sleep, track, watchArrivals
+  loadLine, CHILD_ENV, Cluster, DM, NODE, dm, machineLine, max, median, mib, ms, now, parseArgs, printTable, ratio, runTimed, sleep, track, watchArrivals
 } from './lib.mjs'
 
 const opts = parseArgs({ runs: 5, size: 10 * 1024 * 1024, gap: 1000 })
@@ -56,6 +56,7 @@ sock.resume()
 
 console.log(`throughput: ${mib(opts.size)} file, ${opts.runs} runs, 2 daemons (A publishes, B receives) vs raw loopback TCP`)
 console.log(machineLine())
+console.log(await loadLine())
 
 const cluster = new Cluster({ names: [NAME], prefix: 'dm-bench-tput-' })
 let receiver

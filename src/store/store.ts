@@ -177,11 +177,12 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const staged = stagedContent(id)
     let pastCommitPoint = false
     try {
-      if (version.kind === VersionKind.File) {
-        await fs.rm(staged, { force: true })
-        await writeNewFileSynced(staged, content)
-      }
-      await writeNewFileSynced(stagedSig, envelope)
+      // Both staged files are flushed at once: one disk round instead of two.
+      const staging = await Promise.allSettled([
+        version.kind === VersionKind.File ? fs.rm(staged, { force: true }).then(async () => await writeNewFileSynced(staged, content)) : undefined,
+        writeNewFileSynced(stagedSig, envelope)
+      ])
+      for (const r of staging) if (r.status === 'rejected') throw r.reason
       const sigDir = await ensureParent(sigTarget)
       const fileDir = await ensureParent(target)
       await fs.rename(stagedSig, sigTarget) // commit point

@@ -42,8 +42,12 @@ import {
  */
 
 const SKEW_MS = 2000
-/** RSS a daemon must stay under while flooded. Idle it sits near 90 MiB. */
-const RSS_BOUND_MIB = 250
+/**
+ * RSS a daemon must stay under while attacked. Idle it sits at 65-90 MiB; decoding
+ * one full 40,000-entry index costs ~75 MiB of transient heap, so 300 leaves room
+ * for V8's lazy collection but not for anything that grows with attacker traffic.
+ */
+const RSS_BOUND_MIB = 300
 
 let c: Cluster
 let n0: TestNode
@@ -273,7 +277,7 @@ test('a fetched answer longer, shorter, larger or other than signed is refused a
   const before = snapshot(n0)
   const from = n0.log.length
   const real = randomBytes(300 * 1024) // over MAX_INLINE_BYTES: announced without content, then fetched
-  const chunk = 60 * 1024
+  const chunk = 70 * 1024 // does not divide the size, so the overlong answer's last chunk overshoots
   interface Lie { what: string, expect: { code?: string, err?: RegExp }, answer: (v: SignedVersion, ctx: FetchContext) => Promise<void> }
   const lies: Lie[] = [
     {
@@ -555,6 +559,7 @@ test('a flood of 40,000-entry indexes leaves the daemon answering, with bounded 
     id: i % 2 === 0 ? `not-a-peer-${i}` : peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString(),
     addrs: ['/ip4/127.0.0.1/tcp/1', '/garbage', 'x'.repeat(200)]
   })))
+  const baseline = rssMiB(n0)
   const rss = rssSampler(n0)
   let maxStatusMs = 0
   let done = false
@@ -585,7 +590,7 @@ test('a flood of 40,000-entry indexes leaves the daemon answering, with bounded 
   const status = await n0.api<{ peersKnown: number }>('/v1/status')
   assert.ok(status.peersKnown < 100, `${status.peersKnown} members known`)
   await survived(before, { from })
-  t.diagnostic(`index flood: ${ROUNDS} × ${MAX_INDEX_ENTRIES} entries in ${elapsed} ms, peak RSS ${peak.toFixed(0)} MiB`)
+  t.diagnostic(`index flood: ${ROUNDS} × ${MAX_INDEX_ENTRIES} entries in ${elapsed} ms, peak RSS ${peak.toFixed(0)} MiB (from ${baseline.toFixed(0)})`)
 })
 
 test('a flood of thousands of pushes leaves the daemon answering, with bounded memory', async t => {
@@ -600,6 +605,7 @@ test('a flood of thousands of pushes leaves the daemon answering, with bounded m
     pushBody(c.sign('hello.txt', big, nextTs()), Buffer.alloc(big.length)) // content mismatch: costs a hash
   ]
   const PUSHES = 3000
+  const baseline = rssMiB(n0)
   const rss = rssSampler(n0)
   let maxStatusMs = 0
   let done = false
@@ -637,7 +643,7 @@ test('a flood of thousands of pushes leaves the daemon answering, with bounded m
   await refusalLogged(n0, from, 'ERR_CONTENT_MISMATCH', 100)
   await survived(before, { from, codes: ['ERR_BAD_SIGNATURE', 'ERR_NAME_NOT_ALLOWED', 'ERR_STALE'] })
   assert.deepEqual(hello(), held)
-  t.diagnostic(`push flood: ${PUSHES} pushes in ${elapsed} ms (${JSON.stringify(outcomes)}), peak RSS ${peak.toFixed(0)} MiB`)
+  t.diagnostic(`push flood: ${PUSHES} pushes in ${elapsed} ms (${JSON.stringify(outcomes)}), peak RSS ${peak.toFixed(0)} MiB (from ${baseline.toFixed(0)})`)
 })
 
 // ---------------------------------------------------------------------------
@@ -762,7 +768,7 @@ async function victim (): Promise<{ node: TestNode, peer: HostilePeer }> {
 }
 
 test('bytes a peer keeps sending after a complete push frame are not buffered without bound', {
-  todo: 'BUG: a handler that stops reading (handlePush after its one frame, and likewise fetch and push-pull) leaves the stream open and its libp2p async iterator attached; yamux grants window on receipt, so everything the peer sends next piles up in an unbounded pushable (400 MiB sent -> ~520 MiB RSS)'
+  todo: 'BUG: a handler that stops reading (handlePush after its one frame, and likewise fetch and push-pull) leaves the stream open and its libp2p async iterator attached; yamux grants window on receipt, so everything the peer sends next piles up in an unbounded pushable (measured: 400 MiB sent -> 520 MiB RSS, growing linearly)'
 }, async t => {
   const { node, peer } = await victim()
   try {
@@ -789,14 +795,14 @@ test('bytes a peer keeps sending after a complete push frame are not buffered wi
 })
 
 test('partial frames on every stream a peer may open cannot exhaust memory', {
-  todo: 'BUG: channel.ts reads every protocol with maxDataLength = MAX_FRAME_BYTES (4 MiB) and transport.ts allows 32 inbound streams per protocol per connection, so one connection can park 96 x 4 MiB of partial frames for 15 s (64 streams here: >300 MiB), and maxConnections is 64'
+  todo: 'BUG: channel.ts reads every protocol with maxDataLength = MAX_FRAME_BYTES (4 MiB) and transport.ts allows 32 inbound streams per protocol per connection, so one connection can park 96 x 4 MiB of partial frames for 15 s (RSS passes 350 MiB here), and maxConnections is 64'
 }, async t => {
   const { node, peer } = await victim()
   const rss = rssSampler(node)
   const part = Buffer.alloc(MAX_FRAME_BYTES - 64, 1)
   try {
-    const outcomes = Array.from({ length: 64 }, async (_, i) => {
-      const s = await peer.openStream(node.peerId, i % 2 === 0 ? PROTOCOL_PUSH : PROTOCOL_FETCH)
+    const outcomes = Array.from({ length: 96 }, async (_, i) => {
+      const s = await peer.openStream(node.peerId, [PROTOCOL_PUSH, PROTOCOL_FETCH, PROTOCOL_PUSH_PULL][i % 3])
       const o = watchStream(s, FRAME_TIMEOUT_MS + 5000)
       try {
         await peer.write(s, varint(MAX_FRAME_BYTES))
@@ -809,7 +815,7 @@ test('partial frames on every stream a peer may open cannot exhaust memory', {
     void Promise.allSettled(outcomes).then(() => { all = true })
     await waitFor('streams dealt with or bound crossed', () => all || rssMiB(node) > RSS_BOUND_MIB + 50, FRAME_TIMEOUT_MS + 10_000, 50)
     const peak = rss.stop()
-    t.diagnostic(`64 streams x ${(part.length / 1048576).toFixed(0)} MiB partial frames: peak RSS ${peak.toFixed(0)} MiB`)
+    t.diagnostic(`96 streams x ${(part.length / 1048576).toFixed(0)} MiB partial frames: peak RSS ${peak.toFixed(0)} MiB`)
     assert.ok(peak < RSS_BOUND_MIB, `peak RSS ${peak.toFixed(0)} MiB`)
     await assertAlive(node)
   } finally {

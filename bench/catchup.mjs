@@ -11,10 +11,10 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  Cluster, apiRequest, loadLine, machineLine, max, median, min, ms, now, parseArgs, printTable, ratio, runTimed, sleep
+  Cluster, apiRequest, foreignMeter, loadLine, waitQuiet, machineLine, max, median, min, ms, now, parseArgs, printTable, ratio, runTimed, sleep
 } from './lib.mjs'
 
-const opts = parseArgs({ runs: 3, files: 1000, nodes: 2, size: 1024, concurrency: 16, poll: 50 })
+const opts = parseArgs({ runs: 3, files: 1000, nodes: 2, size: 1024, concurrency: 16, poll: 50, quiet: 0.15, quietWait: 120_000 })
 if (opts.nodes < 2) throw new Error('--nodes must be at least 2')
 const names = Array.from({ length: opts.files }, (_, i) => `file-${String(i).padStart(4, '0')}`)
 
@@ -95,12 +95,15 @@ try {
     if (status.files !== opts.files) throw new Error(`A holds ${status.files} files, expected ${opts.files}`)
     await sleep(500)
 
+    await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
     const w = watchMany(B, contents)
+    const others = foreignMeter(cluster.pids())
     const tSpawn = now()
     await B.start({ wait: false })
     const tReady = await B.waitReady({ pollMs: 2, timeoutMs: 60_000 })
     const timedOut = await Promise.race([w.all.then(() => false), sleep(120_000).then(() => true)])
     w.close()
+    const foreign = others()
     if (timedOut) throw new Error(`run ${r + 1}: B has only ${w.done.size}/${opts.files} files 120 s after ready`)
     const arrivals = [...w.done.values()]
     const early = arrivals.filter(t => t < tReady).length
@@ -110,14 +113,16 @@ try {
       firstFile: min(arrivals) - tReady,
       catchup: max(arrivals) - tReady,
       early,
+      foreign,
       via: { ...w.via }
     })
     console.log(`run ${r + 1}: published ${opts.files} to A in ${ms(publishMs)}; B spawn -> ready ${ms(tReady - tSpawn)}; ready -> all ${opts.files} files ${ms(max(arrivals) - tReady)}` +
-      ` (seen by watch ${w.via.watch}, by fallback poll ${w.via.poll}${early > 0 ? `, ${early} before ready` : ''})`)
+      ` (other processes used ${(foreign * 100).toFixed(0)}% of the machine; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll}${early > 0 ? `, ${early} before ready` : ''})`)
     await sleep(1000)
   }
 
   const nodeStart = []
+  await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
   for (let i = 0; i < 10; i++) nodeStart.push((await runTimed(['-e', '0'])).ms)
 
   const col = (k) => runs.map(x => x[k])
@@ -130,7 +135,8 @@ try {
     [`B: ready -> all ${opts.files} files present and identical`, ms(median(col('catchup'))), ms(max(col('catchup')))]
   ], `results: ${opts.nodes} daemons, ${opts.files} versions, ${opts.runs} runs (median and max)`)
   const per = median(col('catchup')) / opts.files
-  console.log(`\ncatch-up rate: ${(1000 / per).toFixed(0)} versions/s (${ratio(median(col('catchup')), 2000)} of the 2 s target)`)
+  console.log(`\nother processes' share of the machine during runs: median ${(median(col('foreign')) * 100).toFixed(0)}%, max ${(max(col('foreign')) * 100).toFixed(0)}%`)
+  console.log(`catch-up rate: ${(1000 / per).toFixed(0)} versions/s (${ratio(median(col('catchup')), 2000)} of the 2 s target)`)
   console.log('\nmethod: B is stopped with SIGTERM; versions are signed in this process with dist/format/version.js newVersion and')
   console.log('posted as POST /v1/versions (dist/api/wire.js encodePublishBody) to A; B is restarted with log_level = "warn", so')
   console.log('its readiness is the first successful connect to its API socket (polled every 2 ms), which the daemon opens')

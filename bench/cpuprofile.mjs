@@ -2,20 +2,23 @@
 // Summarises a V8 .cpuprofile (node --cpu-prof): top functions by self time
 // and by inclusive time, optionally only inside a time window.
 //
-//   node bench/cpuprofile.mjs FILE.cpuprofile [--top 25] [--from MS] [--to MS] [--filter TEXT]
+//   node bench/cpuprofile.mjs FILE.cpuprofile [--top 25] [--from MS] [--to MS] [--filter TEXT] [--callers TEXT] [--depth N]
 //
 // --from/--to are milliseconds since the profile started. --filter keeps
 // only functions whose name or URL contains TEXT in the inclusive table.
+// --callers prints the heaviest call stacks (--depth frames, default 8) through functions
+// whose label contains TEXT.
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from './lib.mjs'
 
-export function summarise (profile, { from = 0, to = Infinity } = {}) {
+export function summarise (profile, { from = 0, to = Infinity, callers = '', depth = 8 } = {}) {
   const nodes = new Map(profile.nodes.map(n => [n.id, n]))
   const parent = new Map()
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
   const self = new Map()
   const total = new Map()
+  const stacks = new Map()
   let t = 0
   let sampled = 0
   const label = (n) => {
@@ -32,25 +35,38 @@ export function summarise (profile, { from = 0, to = Infinity } = {}) {
     const n = nodes.get(id)
     self.set(label(n), (self.get(label(n)) ?? 0) + dt)
     const onStack = new Set()
+    const chain = []
     while (id !== undefined) {
       const l = label(nodes.get(id))
+      chain.push(l)
       if (!onStack.has(l)) { onStack.add(l); total.set(l, (total.get(l) ?? 0) + dt) }
       id = parent.get(id)
     }
+    if (callers !== '') {
+      const at = chain.findIndex(l => l.includes(callers))
+      if (at >= 0) {
+        const key = chain.slice(at, at + depth).join('\n      <- ')
+        stacks.set(key, (stacks.get(key) ?? 0) + dt)
+      }
+    }
   }
-  return { self, total, sampled, durationMs: (profile.endTime - profile.startTime) / 1000 }
+  return { self, total, stacks, sampled, durationMs: (profile.endTime - profile.startTime) / 1000 }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const file = process.argv[2]
-  if (file === undefined || file.startsWith('--')) { console.error('usage: node bench/cpuprofile.mjs FILE.cpuprofile [--top N] [--from MS] [--to MS] [--filter TEXT]'); process.exit(2) }
-  const o = parseArgs({ top: 25, from: 0, to: Infinity, filter: '' }, process.argv.slice(3))
+  if (file === undefined || file.startsWith('--')) { console.error('usage: node bench/cpuprofile.mjs FILE.cpuprofile [--top N] [--from MS] [--to MS] [--filter TEXT] [--callers TEXT] [--depth N]'); process.exit(2) }
+  const o = parseArgs({ top: 25, from: 0, to: Infinity, filter: '', callers: '', depth: 8 }, process.argv.slice(3))
   const s = summarise(JSON.parse(fs.readFileSync(file, 'utf8')), o)
   const sorted = (m) => [...m].sort((a, b) => b[1] - a[1])
-  const busy = s.sampled - (s.self.get('(idle)') ?? 0) - (s.self.get('(program)') ?? 0) * 0
+  const busy = s.sampled - (s.self.get('(idle)') ?? 0)
   console.log(`${path.basename(file)}: ${s.durationMs.toFixed(0)} ms profiled, ${s.sampled.toFixed(0)} ms in window, ${busy.toFixed(0)} ms not idle`)
   console.log('\nself time')
   for (const [k, v] of sorted(s.self).slice(0, o.top)) console.log(`${v.toFixed(1).padStart(9)} ms  ${k}`)
   console.log(`\ninclusive time${o.filter ? ` (matching "${o.filter}")` : ''}`)
   for (const [k, v] of sorted(s.total).filter(([k]) => k.includes(o.filter)).slice(0, o.top)) console.log(`${v.toFixed(1).padStart(9)} ms  ${k}`)
+  if (o.callers !== '') {
+    console.log(`\nheaviest stacks through "${o.callers}"`)
+    for (const [k, v] of sorted(s.stacks).slice(0, 8)) console.log(`${v.toFixed(1).padStart(9)} ms  ${k}`)
+  }
 }

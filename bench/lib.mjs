@@ -1,7 +1,7 @@
 // Shared helpers for the benchmarks: real `dm daemon` processes (the compiled
 // bin/dm) on 127.0.0.1, ports picked at run time, in a temporary directory
 // that is removed on exit, whatever happens.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { generateKeyPairSync, createPublicKey } from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
@@ -70,14 +70,16 @@ export function removeTempDir (d) {
 
 // ---------------------------------------------------------------- arguments, statistics, tables
 
-/** --name value / --flag parsing with defaults; numbers stay numbers. */
+/** --name value / --name=value / --flag parsing with defaults (kebab-case flags); numbers stay numbers. */
 export function parseArgs (defaults, argv = process.argv.slice(2)) {
   const out = { ...defaults }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`)
-    const [k, inline] = a.slice(2).split('=', 2)
-    if (!(k in defaults)) throw new Error(`unknown option --${k} (known: ${Object.keys(defaults).map(x => '--' + x).join(' ')})`)
+    const [flag, inline] = a.slice(2).split('=', 2)
+    const k = flag.replace(/-([a-z])/g, (_, c) => c.toUpperCase()) // --quiet-wait -> quietWait
+    const kebab = (x) => x.replace(/[A-Z]/g, c => '-' + c.toLowerCase())
+    if (!(k in defaults)) throw new Error(`unknown option --${flag} (known: ${Object.keys(defaults).map(x => '--' + kebab(x)).join(' ')})`)
     let v = inline
     if (v === undefined) {
       if (typeof defaults[k] === 'boolean') v = 'true'
@@ -122,12 +124,27 @@ export function printTable (rows, title) {
   for (const r of rows.slice(1)) console.log(line(r))
 }
 
+/** Which code is being measured: the commit, whether src/ has uncommitted changes, when bin/dm's bundle was built. */
+export function codeLine () {
+  let commit = '?'
+  let dirty = ''
+  try {
+    commit = execFileSync('git', ['-C', ROOT, 'log', '-1', '--format=%h %s'], { encoding: 'utf8' }).trim()
+    dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim() !== '' ? ' + uncommitted changes in src/' : ''
+  } catch {}
+  let built = '?'
+  for (const f of ['dist/bundle/dm.js', 'dist/cli/main.js']) {
+    try { built = `${f} built ${fs.statSync(path.join(ROOT, f)).mtime.toISOString()}`; break } catch {}
+  }
+  return `code: ${commit}${dirty}; ${built}`
+}
+
 export function machineLine () {
   const cpus = os.cpus()
   const env = process.env.NODE_EXTRA_CA_CERTS === undefined
     ? ''
     : KEEP_ENV ? ', children keep NODE_EXTRA_CA_CERTS (BENCH_KEEP_ENV=1)' : ', NODE_EXTRA_CA_CERTS removed from children (BENCH_KEEP_ENV=1 keeps it)'
-  return `node ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 1024 / 1024 / 1024)} GiB RAM, ${os.platform()} ${os.release()}, tmp ${os.tmpdir()}${env}`
+  return `${codeLine()}\nnode ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 1024 / 1024 / 1024)} GiB RAM, ${os.platform()} ${os.release()}, tmp ${os.tmpdir()}${env}`
 }
 
 /** CPU busy share of the whole machine over `ms` (from /proc/stat), e.g. other people's test runs. */
@@ -141,6 +158,55 @@ export async function machineBusy (ms = 1000) {
   await sleep(ms)
   const b = read()
   return b.total === a.total ? 0 : 1 - (b.idle - a.idle) / (b.total - a.total)
+}
+
+function machineTicks () {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  const idle = f[3] + (f[4] ?? 0)
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0) // user..steal; guest is already in user
+  return { busy: total - idle, total }
+}
+
+/** CPU ticks of this process (with its exited children, e.g. dm publish) and of `pids`. */
+function ownTicks (pids) {
+  let t = procStats(process.pid).ticksWithChildren
+  for (const pid of pids) { try { t += procStats(pid).ticks } catch {} }
+  return t
+}
+
+/** Starts measuring; the returned function gives the share of the machine others used since. */
+export function foreignMeter (pids) {
+  const m0 = machineTicks()
+  const o0 = ownTicks(pids)
+  return () => {
+    const m1 = machineTicks()
+    const o1 = ownTicks(pids)
+    const total = m1.total - m0.total
+    return total <= 0 ? 0 : Math.max(0, (m1.busy - m0.busy) - (o1 - o0)) / total
+  }
+}
+
+/**
+ * Share of the machine's CPU capacity (0..1) used over `ms` by processes
+ * other than this benchmark and `pids` (its daemons): other people's work.
+ */
+export async function foreignBusy (pids, ms = 500) {
+  const share = foreignMeter(pids)
+  await sleep(ms)
+  return share()
+}
+
+/**
+ * Waits (up to timeoutMs) until processes other than ours use less than
+ * `maxShare` of the machine, so a timed run does not share it with, say, a
+ * test suite. Returns the last measured share and how long it waited.
+ */
+export async function waitQuiet (pids, { maxShare = 0.15, timeoutMs = 120_000, sampleMs = 500 } = {}) {
+  const t0 = Date.now()
+  for (;;) {
+    const share = await foreignBusy(pids, sampleMs)
+    if (share < maxShare || Date.now() - t0 > timeoutMs) return { share, waitedMs: Date.now() - t0, quiet: share < maxShare }
+  }
 }
 
 /** One line on how loaded the machine is before the benchmark starts anything. */
@@ -247,7 +313,8 @@ export function procStats (pid) {
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   const utime = Number(rest[11])
   const stime = Number(rest[12])
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), utime, stime, ticks: utime + stime }
+  const children = Number(rest[13]) + Number(rest[14]) // cutime + cstime: exited, waited-for children
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), utime, stime, ticks: utime + stime, ticksWithChildren: utime + stime + children }
 }
 export const CLK_TCK = 100 // getconf CLK_TCK on Linux (USER_HZ is 100 on every mainstream kernel)
 
@@ -409,27 +476,48 @@ export class Cluster {
    * starting at once (each waits for readiness before the next slot frees),
    * so a large cluster does not start 100 node processes at the same instant.
    */
-  async startAll ({ concurrency = 4, pollMs = 20, timeoutMs = 120_000 } = {}) {
+  async startAll ({ concurrency = 4, pollMs = 20, timeoutMs = 120_000, progress } = {}) {
     const [first, ...rest] = this.nodes
     await first.start({ pollMs, timeoutMs })
     let next = 0
+    let started = 1
     const worker = async () => {
       while (next < rest.length) {
         const node = rest[next++]
         await node.start({ pollMs, timeoutMs })
+        progress?.(++started, this.nodes.length)
       }
     }
     await Promise.all(Array.from({ length: Math.min(concurrency, rest.length) }, worker))
   }
 
-  /** Waits until every running node reports at least `min` connected peers. */
-  async waitConnected ({ min = 1, timeoutMs = 120_000, pollMs = 250 } = {}) {
+  /**
+   * Waits until every running node reports at least `min` connected peers.
+   * Only nodes not yet seen connected are asked each round (a status call
+   * costs the daemon CPU too); then one full pass must confirm all at once.
+   */
+  async waitConnected ({ min = 1, timeoutMs = 120_000, pollMs = 250, progress } = {}) {
     const nodes = this.nodes.filter(n => n.running)
-    await waitFor(`every node to have >= ${min} connected peer(s)`, async () => {
-      const counts = await Promise.all(nodes.map(n => n.connectedPeers().catch(() => 0)))
-      return counts.every(c => c >= min)
-    }, { timeoutMs, pollMs })
+    const end = Date.now() + timeoutMs
+    let pending = nodes
+    for (;;) {
+      const counts = await Promise.all(pending.map(n => n.connectedPeers().catch(() => 0)))
+      pending = pending.filter((_, i) => counts[i] < min)
+      if (pending.length === 0) {
+        const all = await Promise.all(nodes.map(n => n.connectedPeers().catch(() => 0)))
+        pending = nodes.filter((_, i) => all[i] < min)
+        if (pending.length === 0) return
+      }
+      progress?.(nodes.length - pending.length, nodes.length)
+      if (Date.now() > end) {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for every node to have >= ${min} connected peer(s); still short: ${pending.map(n => n.name).join(' ')}`)
+      }
+      await sleep(pollMs)
+    }
   }
+
+  /** Pids of the running daemons. */
+  pids () { return this.nodes.filter(n => n.running).map(n => n.pid) }
 
   async peerCounts () {
     return await Promise.all(this.nodes.filter(n => n.running).map(n => n.connectedPeers().catch(() => -1)))

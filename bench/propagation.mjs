@@ -7,12 +7,13 @@
 //   node bench/propagation.mjs [--nodes 10] [--runs 7] [--from N-1] [--settle 5000]
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import {
-  loadLine, Cluster, DM, dm, machineLine, max, median, min, ms, now, parseArgs, percentile, printTable, ratio, runTimed, sleep, watchArrivals
+  CLK_TCK, foreignMeter, loadLine, procStats, waitQuiet, Cluster, DM, dm, machineLine, max, median, min, ms, now, parseArgs, percentile, printTable, ratio, runTimed, sleep, watchArrivals
 } from './lib.mjs'
 
-const opts = parseArgs({ nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 1000, poll: 25, baselines: 10 })
+const opts = parseArgs({ nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 1000, poll: 25, baselines: 10, connectTimeout: 600_000, quiet: 0.15, quietWait: 120_000 })
 const N = opts.nodes
 const NAME = 'prop.bin'
 if (N < 2) throw new Error('--nodes must be at least 2')
@@ -26,14 +27,27 @@ const cluster = new Cluster({ names: [NAME], prefix: 'dm-bench-prop-' })
 try {
   const tSetup = now()
   await cluster.create(N)
-  await cluster.startAll({ concurrency: opts.concurrency })
+  // Progress lines for big clusters, at most one every 10 s.
+  let lastNote = now()
+  const note = (what) => (done, total) => {
+    if (N >= 30 && (now() - lastNote > 10_000 || done === total)) {
+      lastNote = now()
+      console.log(`  ${((now() - tSetup) / 1000).toFixed(0)} s: ${done}/${total} ${what}, load average ${os.loadavg()[0].toFixed(1)}`)
+    }
+  }
+  await cluster.startAll({ concurrency: opts.concurrency, progress: note('daemons ready') })
   const tStarted = now()
-  await cluster.waitConnected({ min: 1, timeoutMs: 180_000 })
+  await cluster.waitConnected({ min: 1, timeoutMs: opts.connectTimeout, pollMs: N >= 30 ? 1000 : 250, progress: note('daemons with a peer') })
   const tConnected = now()
+  // CPU of all daemons together (utime+stime from /proc) while the mesh is idle, then per publish.
+  const meshTicks = () => cluster.nodes.reduce((sum, n) => sum + procStats(n.pid).ticks, 0)
+  const idle0 = { ticks: meshTicks(), t: now() }
   await sleep(opts.settle)
+  const idleCpuMsPerS = (meshTicks() - idle0.ticks) * (1000 / CLK_TCK) / ((now() - idle0.t) / 1000)
   const counts = await cluster.peerCounts()
   console.log(`setup: ${N} daemons ready in ${ms(tStarted - tSetup)} (<= ${opts.concurrency} starting at once), all with >= 1 peer after ${ms(tConnected - tStarted)} more, then settled ${opts.settle} ms`)
   console.log(`connected peers per daemon after settling: min ${min(counts)}, median ${median(counts)}, max ${max(counts)}`)
+  console.log(`idle mesh: all ${N} daemons together use ${(idleCpuMsPerS / 10).toFixed(1)}% of one core (${(idleCpuMsPerS / 10 / N).toFixed(2)}% each) while settling`)
 
   const publisher = cluster.nodes[from]
   const file = path.join(cluster.root, NAME)
@@ -54,12 +68,18 @@ try {
   for (let r = 0; r < opts.runs; r++) {
     const content = crypto.randomBytes(opts.size) // different content (and a newer version) every run
     fs.writeFileSync(file, content)
+    const q = await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
     const w = watchArrivals(cluster.nodes, NAME, content, { pollMs: opts.poll })
+    const foreignShare = foreignMeter(cluster.pids())
+    const cpu0 = { ticks: meshTicks(), t: now() }
     const pub = await runTimed([DM, 'publish', file, '--key', cluster.key.path, '--config', publisher.configPath])
     if (pub.code !== 0) throw new Error(`dm publish exited ${pub.code}: ${pub.stderr}`)
     const timedOut = await Promise.race([w.all.then(() => false), sleep(30_000).then(() => true)])
     w.close()
     if (timedOut) throw new Error(`run ${r + 1}: only ${w.arrivals.size}/${N} daemons got the file within 30 s`)
+    await sleep(opts.gap) // duplicate pushes may still be in flight after the last arrival
+    const cpuMs = (meshTicks() - cpu0.ticks) * (1000 / CLK_TCK) - idleCpuMsPerS * (now() - cpu0.t) / 1000
+    const foreign = foreignShare()
     const t0 = pub.t0
     const others = cluster.nodes.filter(n => n !== publisher).map(n => w.arrivals.get(n) - t0)
     const all = [...w.arrivals.values()].map(t => t - t0)
@@ -71,14 +91,16 @@ try {
       p90: percentile(all, 90),
       all: max(all),
       afterExit: max(all) - pub.ms,
+      cpuMs,
+      foreign,
       via: { ...w.via }
     })
-    console.log(`run ${r + 1}: all ${N} in ${ms(max(all))} (dm publish exited at ${ms(pub.ms)}; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll})`)
-    await sleep(opts.gap)
+    console.log(`run ${r + 1}: all ${N} in ${ms(max(all))} (dm publish exited at ${ms(pub.ms)}; daemons' CPU for this publish ~${cpuMs.toFixed(0)} ms; other processes used ${(foreign * 100).toFixed(0)}% of the machine${q.waitedMs > 1000 ? `, waited ${(q.waitedMs / 1000).toFixed(0)} s for quiet` : ''}; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll})`)
   }
 
   // Baseline: bare node start-up, measured now, on the same loaded machine.
   const nodeStart = []
+  await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
   for (let i = 0; i < opts.baselines; i++) nodeStart.push((await runTimed(['-e', '0'])).ms)
 
   const col = (k) => runs.map(x => x[k])
@@ -96,6 +118,10 @@ try {
     row(`file on all ${N} daemons`, col('all')),
     row('  of which after dm publish exited', col('afterExit'))
   ], `results: ${N} daemons, ${opts.runs} runs (median and max over runs)`)
+  console.log(`\nCPU used by all ${N} daemons per publish (beyond their idle rate; /proc utime+stime, 10 ms ticks): median ${median(col('cpuMs')).toFixed(0)} ms, max ${max(col('cpuMs')).toFixed(0)} ms`)
+  const noisy = runs.filter(r => r.foreign >= opts.quiet).length
+  console.log(`other processes' share of the machine during runs: median ${(median(col('foreign')) * 100).toFixed(0)}%, max ${(max(col('foreign')) * 100).toFixed(0)}%` +
+    (noisy > 0 ? ` (${noisy} run(s) at or above ${(opts.quiet * 100).toFixed(0)}%: figures are inflated)` : ''))
   const via = runs.reduce((a, r) => ({ watch: a.watch + r.via.watch, poll: a.poll + r.via.poll }), { watch: 0, poll: 0 })
   console.log(`\nmethod: t0 = performance.now() just before spawn('node bin/dm publish'); each daemon's arrival = first moment`)
   console.log(`its state/files/${NAME} reads back byte-identical to the published content, checked on every fs.watch (inotify)`)

@@ -13,10 +13,10 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  loadLine, CHILD_ENV, Cluster, DM, NODE, dm, machineLine, max, median, mib, ms, now, parseArgs, printTable, ratio, runTimed, sleep, track, watchArrivals
+  foreignMeter, loadLine, waitQuiet, CHILD_ENV, Cluster, DM, NODE, dm, machineLine, max, median, mib, ms, now, parseArgs, printTable, ratio, runTimed, sleep, track, watchArrivals
 } from './lib.mjs'
 
-const opts = parseArgs({ runs: 5, size: 10 * 1024 * 1024, gap: 1000 })
+const opts = parseArgs({ runs: 5, size: 10 * 1024 * 1024, gap: 1000, quiet: 0.15, quietWait: 120_000 })
 const NAME = 'big.bin'
 
 // The raw receiver: one long-lived process (like daemon B). For each connection
@@ -113,6 +113,9 @@ try {
     await sleep(opts.gap)
 
     // Raw TCP first, then dm, each on a quiet machine.
+    const pids = [...cluster.pids(), receiver.pid]
+    await waitQuiet(pids, { maxShare: opts.quiet, timeoutMs: opts.quietWait })
+    const others = foreignMeter(pids)
     let w = watchArrivals([rawTarget], NAME, content)
     const send = await runTimed([senderJs, String(port), file])
     if (send.code !== 0) throw new Error(`raw sender exited ${send.code}: ${send.stderr}`)
@@ -120,17 +123,20 @@ try {
     const raw = w.arrivals.get(rawTarget) - send.t0
     await sleep(opts.gap)
 
+    await waitQuiet(pids, { maxShare: opts.quiet, timeoutMs: opts.quietWait })
     w = watchArrivals([A, B], NAME, content)
     const pub = await runTimed([DM, 'publish', file, '--key', cluster.key.path, '--config', A.configPath])
     if (pub.code !== 0) throw new Error(`dm publish exited ${pub.code}: ${pub.stderr}`)
     await waitArrival(w, 'dm')
     const onA = w.arrivals.get(A) - pub.t0
     const onB = w.arrivals.get(B) - pub.t0
-    runs.push({ raw, rawSender: send.ms, pub: pub.ms, onA, onB, aToB: onB - onA })
-    console.log(`run ${r + 1}: raw TCP ${ms(raw)}, dm to B ${ms(onB)} (${ratio(onB, raw)}; dm publish exited at ${ms(pub.ms)}, on A at ${ms(onA)})`)
+    const foreign = others()
+    runs.push({ raw, rawSender: send.ms, pub: pub.ms, onA, onB, aToB: onB - onA, foreign })
+    console.log(`run ${r + 1}: raw TCP ${ms(raw)}, dm to B ${ms(onB)} (${ratio(onB, raw)}; dm publish exited at ${ms(pub.ms)}, on A at ${ms(onA)}; other processes used ${(foreign * 100).toFixed(0)}% of the machine)`)
   }
 
   const nodeStart = []
+  await waitQuiet([...cluster.pids(), receiver.pid], { maxShare: opts.quiet, timeoutMs: opts.quietWait })
   for (let i = 0; i < 10; i++) nodeStart.push((await runTimed(['-e', '0'])).ms)
 
   const col = (k) => runs.map(x => x[k])
@@ -147,6 +153,7 @@ try {
     row('dm: in B\'s files/ (from spawn of dm publish)', col('onB')),
     row('  of which A files/ -> B files/', col('aToB'))
   ], `results: ${mib(opts.size)}, ${opts.runs} runs (median and max); ratio of dm to B vs raw TCP: ${ratio(median(col('onB')), rawMed)}`)
+  console.log(`other processes' share of the machine during runs: median ${(median(col('foreign')) * 100).toFixed(0)}%, max ${(max(col('foreign')) * 100).toFixed(0)}%`)
   console.log('\nmethod: arrival = first moment the target file reads back byte-identical, checked on every fs.watch event on')
   console.log('its directory plus a 2 ms fallback stat poll. Both paths start a fresh node process to send (dm publish / raw sender);')
   console.log('both receivers write a staging file, fsync, rename into place and fsync the directory. log_level = "warn".')

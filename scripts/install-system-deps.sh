@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Debian packages the test suite uses: openssl (the OpenSSL interop tests and
 # the docs' verification recipe), jq and xxd (that recipe), systemd (for
-# systemd-analyze verify of the shipped units). Installs only what is missing.
+# systemd-analyze verify of the shipped units), iproute2 (network namespaces
+# for the partition test), faketime (daemons with skewed clocks), python3 (a
+# stand-in systemd notify socket). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v jq >/dev/null || need+=(jq)
 command -v xxd >/dev/null || need+=(xxd)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v ip >/dev/null || need+=(iproute2)
+command -v faketime >/dev/null || need+=(faketime)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -205,7 +205,8 @@ in
         MemoryDenyWriteExecute = false;
         RemoveIPC = true;
         SystemCallArchitectures = "native";
-        SystemCallFilter = [ "@system-service" "~@privileged @resources" ];
+        # @pkey: V8 calls pkey_alloc() at start-up; without it seccomp kills node (SIGSYS).
+        SystemCallFilter = [ "@system-service @pkey" "~@privileged @resources" ];
         RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" ];
         CapabilityBoundingSet = "";
         AmbientCapabilities = "";

@@ -175,9 +175,10 @@ function reallySigned (v: SignedVersion): boolean {
  * A decoded version must not be believed unless genuinely signed by a listed
  * key for this network, and its content only when it hashes to the signed value.
  */
-function policyHolds (v: SignedVersion, content: Uint8Array | undefined): void {
+function policyHolds (v: SignedVersion, content: Uint8Array | undefined, counter?: Counter): void {
   const verdict = checkHeader(v, undefined, POLICY)
   if (verdict.ok) {
+    if (counter !== undefined) counter.accepted++
     assert.ok(reallySigned(v), 'checkHeader accepted a version whose signature does not verify')
     assert.ok(Buffer.from(v.networkId).equals(NET), 'accepted for another network')
     assert.ok(POLICY.allowlist.get(v.name)?.some(k => Buffer.from(k).equals(v.signer)), 'accepted from an unlisted signer')
@@ -196,31 +197,36 @@ function policyHolds (v: SignedVersion, content: Uint8Array | undefined): void {
 // ---------------------------------------------------------------------------
 // Properties
 
-function messageProperty (counter: { n: number }): fc.IPropertyWithHooks<[Uint8Array]> {
+/** Inputs run, inputs that decoded, decoded versions the policy accepted (all genuinely signed). */
+interface Counter { n: number, decoded: number, accepted: number }
+
+function messageProperty (counter: Counter): fc.IPropertyWithHooks<[Uint8Array]> {
   return fc.property(bytesArb(SAMPLE_FRAMES, [1, 2, 3, 4, 5, 6, 7, 0, 8, 255]), input => {
     counter.n++
     const m = onlyDmError('decodeMessage', () => decodeMessage(input), ['ERR_DECODE', 'ERR_NAME_INVALID'])
     if (m === undefined) return
+    counter.decoded++
     assert.deepEqual(new Uint8Array(encodeMessage(m)), input, 'a decoded message re-encodes to other bytes')
-    if (m.type === MessageType.Version) policyHolds(m.version, undefined)
-    if (m.type === MessageType.Push) policyHolds(m.version, m.content)
+    if (m.type === MessageType.Version) policyHolds(m.version, undefined, counter)
+    if (m.type === MessageType.Push) policyHolds(m.version, m.content, counter)
   })
 }
 
-function envelopeProperty (counter: { n: number }): fc.IPropertyWithHooks<[Uint8Array]> {
+function envelopeProperty (counter: Counter): fc.IPropertyWithHooks<[Uint8Array]> {
   return fc.property(bytesArb(SAMPLE_ENVELOPES), input => {
     counter.n++
     const v = onlyDmError('decodeEnvelope', () => decodeEnvelope(input), ['ERR_DECODE', 'ERR_NAME_INVALID'])
     if (v === undefined) return
+    counter.decoded++
     assert.deepEqual(new Uint8Array(encodeEnvelope(v)), input, 'a decoded envelope re-encodes to other bytes')
     assert.equal(nameProblem(v.name), undefined, 'an envelope decoded with an invalid name')
     assert.ok(v.kind === VersionKind.File || v.kind === VersionKind.Tombstone)
-    policyHolds(v, undefined)
+    policyHolds(v, undefined, counter)
   })
 }
 
 /** Envelopes built field by field from random values, signed or not. */
-function structuredEnvelopeProperty (counter: { n: number }): fc.IPropertyWithHooks<[SignedVersion, boolean]> {
+function structuredEnvelopeProperty (counter: Counter): fc.IPropertyWithHooks<[SignedVersion, boolean]> {
   const header = fc.record({
     kind: fc.constantFrom(VersionKind.File, VersionKind.Tombstone),
     networkId: fc.oneof(fc.constant(NET), fc.uint8Array({ minLength: 32, maxLength: 32 })),
@@ -244,19 +250,21 @@ function structuredEnvelopeProperty (counter: { n: number }): fc.IPropertyWithHo
       assert.ok(nameProblem(v.name) !== undefined, `a well-formed envelope for "${v.name}" did not decode`)
       return
     }
+    counter.decoded++
     const verdict = checkHeader(d, undefined, POLICY)
     if (!sign) assert.equal(verdict.ok, false, 'an unsigned (random-signature) version was accepted')
-    policyHolds(d, undefined)
+    policyHolds(d, undefined, counter)
   })
 }
 
-function publishBodyProperty (counter: { n: number }): fc.IPropertyWithHooks<[Uint8Array]> {
+function publishBodyProperty (counter: Counter): fc.IPropertyWithHooks<[Uint8Array]> {
   return fc.property(bytesArb(SAMPLE_BODIES), input => {
     counter.n++
     const r = onlyDmError('decodePublishBody', () => decodePublishBody(input), ['ERR_DECODE', 'ERR_NAME_INVALID', 'ERR_TOO_LARGE'])
     if (r === undefined) return
+    counter.decoded++
     assert.deepEqual(new Uint8Array(encodePublishBody(r.version, r.content)), input, 'a decoded publish body re-encodes to other bytes')
-    policyHolds(r.version, r.content)
+    policyHolds(r.version, r.content, counter)
   })
 }
 
@@ -289,25 +297,25 @@ const tomlText: fc.Arbitrary<string> = fc.oneof(
 
 /** A structured config as an operator might write it, with random (often wrong) values. */
 const structuredConfig: fc.Arbitrary<string> = fc.record({
-  state_dir: fc.option(fc.oneof(fc.constantFrom('state', '/var/lib/dm', '', '\0'), fc.string({ maxLength: 10 })), { nil: undefined }),
-  log_level: fc.option(fc.constantFrom(...LOG_LEVELS, 'LOUD', ''), { nil: undefined }),
-  max_clock_skew_ms: fc.option(fc.oneof(fc.integer({ min: -10, max: 8 * 24 * 3600 * 1000 }), fc.double()), { nil: undefined }),
+  state_dir: fc.option(fc.oneof(fc.constantFrom('state', '/var/lib/dm', '', '\0'), fc.string({ maxLength: 10 })), { nil: undefined, freq: 2 }),
+  log_level: fc.option(fc.constantFrom(...LOG_LEVELS, 'LOUD', ''), { nil: undefined, freq: 2 }),
+  max_clock_skew_ms: fc.option(fc.oneof(fc.integer({ min: -10, max: 8 * 24 * 3600 * 1000 }), fc.double()), { nil: undefined, freq: 2 }),
   network: fc.option(fc.record({
-    id: fc.option(fc.string({ maxLength: 10 }), { nil: undefined }),
-    listen: fc.option(fc.array(fc.constantFrom('/ip4/0.0.0.0/tcp/7946', '/ip6/::/tcp/1', 'tcp://x', ''), { maxLength: 3 }), { nil: undefined }),
-    bootstrap: fc.option(fc.array(fc.constantFrom(`/ip4/10.0.0.1/tcp/7946/p2p/${PEER}`, '/ip4/10.0.0.1/tcp/7946', `/p2p/${PEER}`), { maxLength: 3 }), { nil: undefined }),
-    mdns: fc.option(fc.oneof(fc.boolean(), fc.integer()), { nil: undefined }),
-    push_pull_interval_ms: fc.option(fc.integer({ min: -1, max: 100_000_000 }), { nil: undefined }),
-    push_fanout: fc.option(fc.integer({ min: -1, max: 100 }), { nil: undefined }),
-    target_peers: fc.option(fc.integer({ min: -1, max: 300 }), { nil: undefined })
-  }, { requiredKeys: [] }), { nil: undefined }),
-  api: fc.option(fc.record({ socket: fc.oneof(fc.constantFrom('api.sock', '/run/dm/api.sock', ''), fc.integer()) }), { nil: undefined }),
-  metrics: fc.option(fc.record({ listen: fc.constantFrom('', '127.0.0.1:9464', 'localhost:1', '[::1]:80', '0.0.0.0:9464', 'x') }), { nil: undefined }),
+    id: fc.option(fc.string({ maxLength: 10 }), { nil: undefined, freq: 2 }),
+    listen: fc.option(fc.array(fc.constantFrom('/ip4/0.0.0.0/tcp/7946', '/ip6/::/tcp/1', 'tcp://x', ''), { maxLength: 3 }), { nil: undefined, freq: 2 }),
+    bootstrap: fc.option(fc.array(fc.constantFrom(`/ip4/10.0.0.1/tcp/7946/p2p/${PEER}`, '/ip4/10.0.0.1/tcp/7946', `/p2p/${PEER}`), { maxLength: 3 }), { nil: undefined, freq: 2 }),
+    mdns: fc.option(fc.oneof(fc.boolean(), fc.integer()), { nil: undefined, freq: 2 }),
+    push_pull_interval_ms: fc.option(fc.integer({ min: -1, max: 100_000_000 }), { nil: undefined, freq: 2 }),
+    push_fanout: fc.option(fc.integer({ min: -1, max: 100 }), { nil: undefined, freq: 2 }),
+    target_peers: fc.option(fc.integer({ min: -1, max: 300 }), { nil: undefined, freq: 2 })
+  }, { requiredKeys: [] }), { nil: undefined, freq: 2 }),
+  api: fc.option(fc.record({ socket: fc.oneof(fc.constantFrom('api.sock', '/run/dm/api.sock', ''), fc.integer()) }), { nil: undefined, freq: 2 }),
+  metrics: fc.option(fc.record({ listen: fc.constantFrom('', '127.0.0.1:9464', 'localhost:1', '[::1]:80', '0.0.0.0:9464', 'x') }), { nil: undefined, freq: 2 }),
   files: fc.option(fc.dictionary(
     fc.oneof(fc.constantFrom('a', 'a/b', 'a.sig/b', 'dns/cnames', '../x', '/abs', 'a//b', '__proto__', 'constructor', 'toString', 'x'.repeat(256)), fc.string({ maxLength: 12 })),
     fc.oneof(fc.constant([B64]), fc.constant([B64, B64]), fc.constant([]), fc.constant(['AAAA']), fc.constant('not a list'), fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 })),
     { maxKeys: 5 }
-  ), { nil: undefined })
+  ), { nil: undefined, freq: 2 })
 }, { requiredKeys: [] }).map(toToml)
 
 function tomlScalar (v: unknown): string {
@@ -331,12 +339,13 @@ function toToml (o: Record<string, unknown>): string {
   return lines.join('\n')
 }
 
-function configProperty (counter: { n: number }, text: fc.Arbitrary<string>): fc.IPropertyWithHooks<[string]> {
+function configProperty (counter: Counter, text: fc.Arbitrary<string>): fc.IPropertyWithHooks<[string]> {
   return fc.property(text, input => {
     counter.n++
     let cfg
     try {
       cfg = parseConfig(input, '/etc/dm/fuzz.toml')
+      counter.decoded++
     } catch (err) {
       if (!(err instanceof ConfigError)) throw new Error(`parseConfig threw a non-ConfigError: ${String((err as Error)?.stack ?? err)}\ninput: ${JSON.stringify(input)}`)
       assert.ok(err instanceof DmError && err.code === 'ERR_CONFIG')
@@ -367,12 +376,12 @@ export function runFuzz (runs = runsFromEnv(), log: (line: string) => void = lin
   const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : undefined
   const params = { numRuns: runs, seed, endOnFailure: true }
   const counts: Record<string, number> = {}
-  const run = <Ts extends unknown[]>(name: string, make: (c: { n: number }) => fc.IPropertyWithHooks<Ts>): void => {
-    const counter = { n: 0 }
+  const run = <Ts extends unknown[]>(name: string, make: (c: Counter) => fc.IPropertyWithHooks<Ts>): void => {
+    const counter: Counter = { n: 0, decoded: 0, accepted: 0 }
     const started = Date.now()
     fc.assert(make(counter), params)
     counts[name] = counter.n
-    log(`fuzz ${name}: ${counter.n} inputs in ${Date.now() - started} ms`)
+    log(`fuzz ${name}: ${counter.n} inputs in ${Date.now() - started} ms (${counter.decoded} decoded${name.startsWith('parseConfig') ? '' : `, ${counter.accepted} accepted as genuinely signed`})`)
   }
   run('decodeMessage', messageProperty)
   run('decodeEnvelope', envelopeProperty)

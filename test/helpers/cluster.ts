@@ -58,6 +58,12 @@ export interface NodeOptions {
   bootstrap?: string[]
   extra?: string
   maxClockSkewMs?: number
+  /** Address to listen on (default 127.0.0.1), e.g. a test host's address inside a network namespace. */
+  host?: string
+  /** Command prefix for the daemon, e.g. ['ip', 'netns', 'exec', 'ns1'] or ['faketime', '+2m']. */
+  wrap?: string[]
+  /** Extra environment for the daemon. */
+  env?: Record<string, string>
 }
 
 export class TestNode {
@@ -77,8 +83,9 @@ export class TestNode {
     this.writeConfig()
   }
 
-  get addr (): string { return `/ip4/127.0.0.1/tcp/${this.port}/p2p/${this.peerId}` }
+  get addr (): string { return `/ip4/${this.opts.host ?? '127.0.0.1'}/tcp/${this.port}/p2p/${this.peerId}` }
   get filesDir (): string { return path.join(this.dir, 'state', 'files') }
+  get pid (): number | undefined { return this.proc?.pid }
 
   setOptions (patch: Partial<NodeOptions>): void {
     this.opts = { ...this.opts, ...patch }
@@ -94,7 +101,7 @@ export class TestNode {
       o.maxClockSkewMs !== undefined ? `max_clock_skew_ms = ${o.maxClockSkewMs}` : '',
       '[network]',
       `id = ${JSON.stringify(o.networkId ?? 'test-net')}`,
-      `listen = ["/ip4/127.0.0.1/tcp/${this.port}"]`,
+      `listen = ["/ip4/${o.host ?? '127.0.0.1'}/tcp/${this.port}"]`,
       `bootstrap = ${JSON.stringify(o.bootstrap ?? [])}`,
       `push_pull_interval_ms = ${o.pushPullIntervalMs ?? 60_000}`,
       o.extra ?? '',
@@ -116,7 +123,8 @@ export class TestNode {
   async start (): Promise<void> {
     if (this.peerId === '') await this.identify()
     this.log = ''
-    const proc = spawn(process.execPath, [DM, 'daemon', '--config', this.configPath], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    const [cmd, ...args] = [...(this.opts.wrap ?? []), process.execPath, DM, 'daemon', '--config', this.configPath, '--log-format', 'json']
+    const proc = spawn(cmd, args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.opts.env } })
     this.proc = proc
     proc.stdout.on('data', (d: Buffer) => { this.log += d.toString() })
     proc.stderr.on('data', (d: Buffer) => { this.log += d.toString() })

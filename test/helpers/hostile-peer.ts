@@ -11,7 +11,7 @@ import { streamChannel } from '../../src/net/channel.ts'
 import { sign } from '../../src/crypto/ed25519.ts'
 import { Writer } from '../../src/format/binary.ts'
 import {
-  EMPTY_SHA256, VERSION_TAG, VersionKind, encodeEnvelope, networkIdFrom, sha256, signedBytes, type SignedVersion
+  EMPTY_SHA256, VersionKind, networkIdFrom, sha256, signedBytes, type SignedVersion
 } from '../../src/format/version.ts'
 import {
   CHUNK_BYTES, MessageType, PROTOCOL_FETCH, PROTOCOL_PUSH, PROTOCOL_PUSH_PULL, decodeMessage, encodeMessage,
@@ -131,7 +131,7 @@ export function pushBody (v: SignedVersion, content: Uint8Array | undefined): Ui
   return encodeMessage({ type: MessageType.Push, version: v, content })
 }
 
-/** A Push body written field by field, for envelopes encodeEnvelope() would still write but nothing should accept. */
+/** A Push body around raw envelope bytes (which may be corrupt), with or without content. */
 export function rawPushBody (envelope: Uint8Array, content?: Uint8Array): Uint8Array {
   const w = new Writer().u8(MessageType.Push).bytes(envelope)
   if (content === undefined) w.u8(0)
@@ -139,14 +139,7 @@ export function rawPushBody (envelope: Uint8Array, content?: Uint8Array): Uint8A
   return w.finish()
 }
 
-/** Envelope bytes for a version, without any validation of its name. */
-export function envelopeBytes (v: SignedVersion): Uint8Array {
-  return encodeEnvelope(v)
-}
-
-export { VERSION_TAG }
-
-/** A scripted answer to one fetch stream. The default answers NotFound to everything. */
+/** A scripted answer to one fetch stream. Without one, we serve `offers` honestly and NotFound for the rest. */
 export type FetchScript = (ctx: FetchContext) => Promise<void>
 
 export interface FetchContext {

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// Footprint: one daemon (n0) connected to 2 peers (a 3-daemon mesh), left
+// idle for 30 s once start-up has settled: resident memory (VmRSS from
+// /proc/PID/status, sampled every second) and CPU (utime+stime from
+// /proc/PID/stat over the window). Then the start-up time of CLI verbs
+// against `node -e 0`, median of 10, interleaved so drift hits all alike.
+//
+//   node bench/footprint.mjs [--idle 30000] [--settle 5000] [--reps 10]
+import fs from 'node:fs'
+import path from 'node:path'
+import {
+  CLK_TCK, foreignMeter, waitQuiet, Cluster, DM, dm, loadLine, machineLine, max, median, mib, min, ms, now, parseArgs, printTable, procStats, ratio, runTimed, sleep, waitFor
+} from './lib.mjs'
+
+const opts = parseArgs({ idle: 30_000, settle: 5000, reps: 10, quiet: 0.15, quietWait: 120_000 })
+console.log(`footprint: 3 daemons, n0 connected to the other 2, idle ${opts.idle / 1000} s after ${opts.settle / 1000} s settling; CLI start-up, median of ${opts.reps}`)
+console.log(machineLine())
+console.log(await loadLine())
+
+const cluster = new Cluster({ names: ['motd.txt'], prefix: 'dm-bench-footprint-' })
+try {
+  await cluster.create(3)
+  await cluster.startAll()
+  const [n0] = cluster.nodes
+  await waitFor('n0 to have 2 connected peers', async () => (await n0.connectedPeers()) >= 2, { timeoutMs: 60_000, pollMs: 100 })
+  await cluster.waitConnected()
+  // One publish, so the daemons have done real work and `dm list` lists something.
+  const file = path.join(cluster.root, 'motd.txt')
+  fs.writeFileSync(file, 'hello\n')
+  await dm(['publish', file, '--key', cluster.key.path, '--config', n0.configPath])
+  await sleep(opts.settle)
+  const peersBefore = await n0.connectedPeers()
+
+  // The idle window: nothing here talks to the daemons, only /proc is read.
+  await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
+  const others = foreignMeter(cluster.pids())
+  const nodes = cluster.nodes
+  const start = nodes.map(n => procStats(n.pid))
+  const t0 = now()
+  const rss = nodes.map(() => [])
+  while (now() - t0 < opts.idle) {
+    await sleep(1000)
+    nodes.forEach((n, i) => rss[i].push(procStats(n.pid).rss))
+  }
+  const wall = (now() - t0) / 1000
+  const foreignIdle = others()
+  const end = nodes.map(n => procStats(n.pid))
+  const peersAfter = await n0.connectedPeers()
+
+  const rows = [['daemon', 'peers', 'RSS end', 'RSS median', 'RSS max', 'VmHWM (peak)', 'CPU ms in window', 'CPU %']]
+  nodes.forEach((n, i) => {
+    const cpuMs = (end[i].ticks - start[i].ticks) * 1000 / CLK_TCK
+    rows.push([
+      `${n.name}${i === 0 ? ' (measured)' : ''}`,
+      i === 0 ? `${peersBefore} -> ${peersAfter}` : '',
+      mib(end[i].rss), mib(median(rss[i])), mib(max(rss[i])), mib(end[i].hwm),
+      cpuMs.toFixed(0), `${(cpuMs / 10 / wall).toFixed(2)}%`
+    ])
+  })
+  printTable(rows, `idle window: ${wall.toFixed(1)} s, RSS sampled every 1 s (${rss[0].length} samples); CPU = (utime+stime) delta / ${CLK_TCK} Hz / wall`)
+  console.log(`other processes used ${(foreignIdle * 100).toFixed(0)}% of the machine during the idle window`)
+
+  // CLI start-up, interleaved: node -e 0, dm --help, dm pubkey, dm list, repeated.
+  const key = cluster.key.path
+  const verbs = [
+    ['baseline: node -e 0', ['-e', '0']],
+    ['dm --help', [DM, '--help']],
+    ['dm pubkey KEY', [DM, 'pubkey', key]],
+    ['dm list (1 file, daemon running)', [DM, 'list', '--config', n0.configPath]],
+    ['dm status (daemon running)', [DM, 'status', '--config', n0.configPath]]
+  ]
+  const times = verbs.map(() => [])
+  for (const [, args] of verbs) await runTimed(args) // warm the page cache
+  await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
+  const othersCli = foreignMeter(cluster.pids())
+  for (let r = 0; r < opts.reps; r++) {
+    for (const [i, [label, args]] of verbs.entries()) {
+      const res = await runTimed(args)
+      if (res.code !== 0) throw new Error(`${label} exited ${res.code}: ${res.stderr}`)
+      times[i].push(res.ms)
+    }
+  }
+  const base = median(times[0])
+  printTable([
+    ['command (spawn to exit)', 'median', 'min', 'max', 'x node -e 0', 'minus node -e 0'],
+    ...verbs.map(([label], i) => [label, ms(median(times[i])), ms(min(times[i])), ms(max(times[i])), ratio(median(times[i]), base), ms(median(times[i]) - base)])
+  ], `CLI start-up, ${opts.reps} interleaved runs each`)
+  console.log(`other processes used ${(othersCli() * 100).toFixed(0)}% of the machine during the CLI runs`)
+} finally {
+  await cluster.stop()
+}

@@ -1,7 +1,6 @@
 import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
 import { DmError } from '../errors.js'
-import { MAX_FRAME_BYTES } from '../protocol/messages.js'
 import type { Channel } from '../sync/transport.js'
 
 /**
@@ -13,10 +12,13 @@ export const FRAME_TIMEOUT_MS = 15_000
 /** Counts frame bytes for metrics. Must not block. */
 export type ByteCounter = (direction: 'in' | 'out', n: number) => void
 
-/** Wraps a libp2p stream as a Channel: unsigned-varint length-prefixed frames, bounded and timed. */
-export function streamChannel (stream: Stream, peer: string, count: ByteCounter = () => {}): Channel {
-  const frames = lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
-  return {
+/**
+ * Wraps a libp2p stream as a Channel: unsigned-varint length-prefixed frames,
+ * each at most `maxFrameBytes` and delivered within FRAME_TIMEOUT_MS.
+ */
+export function streamChannel (stream: Stream, peer: string, maxFrameBytes: number, count: ByteCounter = () => {}): Channel {
+  const frames = lp.decode(stream, { maxDataLength: maxFrameBytes })[Symbol.asyncIterator]()
+  const channel: Channel = {
     peer,
     async send (frame) {
       count('out', frame.length)
@@ -39,11 +41,22 @@ export function streamChannel (stream: Stream, peer: string, count: ByteCounter 
         clearTimeout(timer)
       }
     },
+    /**
+     * Closes our side, then waits for the peer's end. Anything it still sends is
+     * a protocol violation and resets the stream: unread bytes would otherwise
+     * pile up in buffers nobody drains.
+     */
     async close () {
       await stream.close({ signal: AbortSignal.timeout(FRAME_TIMEOUT_MS) })
+      if (await channel.read() !== undefined) {
+        const err = new DmError('ERR_DECODE', 'peer sent data after the last message')
+        stream.abort(err)
+        throw err
+      }
     },
     abort (err) {
       stream.abort(err)
     }
   }
+  return channel
 }

@@ -17,6 +17,8 @@ import type { MeshNode } from './node.js'
 
 /** Members remembered at most; further strangers are ignored, so a peer cannot flood this table. */
 export const MAX_KNOWN_MEMBERS = 4096
+/** Members one peer may introduce in all; the rest of its gossip about members is ignored. */
+export const MAX_INTRODUCED_PER_PEER = 64
 /** How often the connection count is checked and topped up. */
 export const MAINTAIN_INTERVAL_MS = 1000
 /** Redial backoff: doubles from the base per consecutive failure, up to the cap. */
@@ -66,22 +68,36 @@ export function createMembership (init: MembershipInit): Membership {
   const dials = new PQueue({ concurrency: MAX_PARALLEL_DIALS })
   let timer: NodeJS.Timeout | undefined
 
-  function remember (id: string, addrs: string[], bootstrap = false): void {
-    if (id === self) return
+  /** Members introduced by each peer (hearsay), to bound what one peer can add. */
+  const introduced = new Map<string, number>()
+
+  /**
+   * Adds or updates a member. `firsthand` members (bootstrap, a live
+   * connection) always get a place: when the table is full, a member that was
+   * only ever heard of and never reached makes room.
+   */
+  function remember (id: string, addrs: string[], source: 'bootstrap' | 'firsthand' | 'hearsay'): boolean {
+    if (id === self) return false
     const m = known.get(id)
     if (m !== undefined) {
       if (addrs.length > 0) m.addrs = addrs
-      return
+      return false
     }
-    if (known.size >= MAX_KNOWN_MEMBERS) return
-    known.set(id, { id, addrs, bootstrap, failures: 0, nextDialAtMs: 0, lastSeenMs: undefined })
+    if (known.size >= MAX_KNOWN_MEMBERS) {
+      if (source === 'hearsay') return false
+      const evictable = [...known.values()].find(x => x.lastSeenMs === undefined && !x.bootstrap)
+      if (evictable === undefined) return false
+      known.delete(evictable.id)
+    }
+    known.set(id, { id, addrs, bootstrap: source === 'bootstrap', failures: 0, nextDialAtMs: 0, lastSeenMs: undefined })
+    return true
   }
 
   for (const addr of init.bootstrap) {
     const id = multiaddr(addr).getComponents().at(-1)?.value
-    if (id !== undefined) remember(id, [addr], true)
+    if (id !== undefined) remember(id, [addr], 'bootstrap')
   }
-  for (const p of init.remembered ?? []) remember(p.id, cleanAddrs(p.id, p.addrs))
+  for (const p of init.remembered ?? []) remember(p.id, cleanAddrs(p.id, p.addrs), 'firsthand')
 
   /** Keeps only addresses that parse, naming the peer (so a dial checks who answers). */
   function cleanAddrs (id: string, addrs: string[]): string[] {
@@ -122,7 +138,7 @@ export function createMembership (init: MembershipInit): Membership {
 
   node.addEventListener('peer:identify', evt => {
     const id = evt.detail.peerId.toString()
-    remember(id, cleanAddrs(id, evt.detail.listenAddrs.map(a => a.toString())))
+    remember(id, cleanAddrs(id, evt.detail.listenAddrs.map(a => a.toString())), 'firsthand')
     const m = known.get(id)
     if (m !== undefined) { m.lastSeenMs = clock.nowMs(); m.failures = 0 }
   })
@@ -132,7 +148,7 @@ export function createMembership (init: MembershipInit): Membership {
   node.addEventListener('peer:disconnect', () => { setImmediate(maintain) })
   node.addEventListener('peer:discovery', evt => {
     const id = evt.detail.id.toString()
-    remember(id, cleanAddrs(id, evt.detail.multiaddrs.map(a => a.toString())))
+    remember(id, cleanAddrs(id, evt.detail.multiaddrs.map(a => a.toString())), 'firsthand')
   })
 
   return {
@@ -160,13 +176,17 @@ export function createMembership (init: MembershipInit): Membership {
     },
     learn (peers: PeerInfo[], from: string) {
       for (const p of peers) {
+        if ((introduced.get(from) ?? 0) >= MAX_INTRODUCED_PER_PEER) return
         try {
           peerIdFromString(p.id)
         } catch {
           log.debug({ from, peer: p.id }, 'ignoring member with a bad peer id')
           continue
         }
-        if (!known.has(p.id)) remember(p.id, cleanAddrs(p.id, p.addrs))
+        if (!known.has(p.id) && remember(p.id, cleanAddrs(p.id, p.addrs), 'hearsay')) {
+          if (introduced.size >= MAX_KNOWN_MEMBERS) introduced.clear()
+          introduced.set(from, (introduced.get(from) ?? 0) + 1)
+        }
       }
     }
   }

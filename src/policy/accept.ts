@@ -47,6 +47,11 @@ export function signersFor (ctx: Pick<PolicyContext, 'allowlist'>, name: string)
   return ctx.allowlist.get(name)
 }
 
+/** Whether `signer` is listed for `name` now. A held version whose signer was removed counts as revoked. */
+export function signerAllowed (ctx: Pick<PolicyContext, 'allowlist'>, name: string, signer: Uint8Array): boolean {
+  return signersFor(ctx, name)?.some(k => Buffer.from(k).equals(signer)) === true
+}
+
 /**
  * Checks everything that can be checked without the content. Cheap checks come
  * first, so a flood of stale or unlisted announcements costs no signature checks.
@@ -59,7 +64,7 @@ export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ct
   if (signers === undefined) {
     return refuse('ERR_NAME_NOT_ALLOWED', `"${printable(v.name)}" is not listed in [files]`)
   }
-  if (!signers.some(k => Buffer.from(k).equals(v.signer))) {
+  if (!signerAllowed(ctx, v.name, v.signer)) {
     return refuse('ERR_SIGNER_NOT_ALLOWED', `signer ${Buffer.from(v.signer).toString('base64')} is not listed for "${printable(v.name)}"`)
   }
   if (v.size > MAX_CONTENT_BYTES) {

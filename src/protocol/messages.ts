@@ -25,8 +25,26 @@ export enum MessageType {
   Push = 7
 }
 
-/** Largest frame any protocol accepts. An index of ~40,000 names fits. */
+/** Largest frame any protocol accepts: an Index of push-pull. */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+/**
+ * Largest frame per protocol, enforced before a frame is buffered, so a peer
+ * cannot park megabytes on streams whose messages are small.
+ * push: an envelope plus 64 KiB of content. fetch: a Want of 1024 names or a 256 KiB chunk.
+ */
+export const MAX_FRAME_BYTES_BY_PROTOCOL: Readonly<Record<string, number>> = {
+  [PROTOCOL_PUSH]: 80 * 1024,
+  [PROTOCOL_FETCH]: 320 * 1024,
+  [PROTOCOL_PUSH_PULL]: MAX_FRAME_BYTES
+}
+
+/** Inbound streams per protocol per connection; with the frame limits above, about 11 MiB of buffers at most. */
+export const MAX_INBOUND_STREAMS_BY_PROTOCOL: Readonly<Record<string, number>> = {
+  [PROTOCOL_PUSH]: 32,
+  [PROTOCOL_FETCH]: 4,
+  [PROTOCOL_PUSH_PULL]: 2
+}
 /** Content is sent in chunks of at most this, so no frame approaches the stream's 4 MiB read-buffer reset. */
 export const CHUNK_BYTES = 256 * 1024
 /** Content up to this size rides inside a push; larger content is fetched by whoever wants it. */

@@ -35,6 +35,11 @@ export interface CommitResult {
   committed: boolean
 }
 
+export interface CommitOptions {
+  /** True when the held version no longer counts (its signer was removed from the allowlist): any version replaces it. */
+  revoked?: (held: HeldEntry) => boolean
+}
+
 export interface StoreEvents {
   /** Reports a problem found in the state directory; must not block. */
   problem: (message: string) => void
@@ -57,7 +62,7 @@ export interface Store {
    * compare-and-set: it only commits when still newer than what is held
    * (or the same version whose content was missing).
    */
-  commit: (version: SignedVersion, content: Uint8Array) => Promise<CommitResult>
+  commit: (version: SignedVersion, content: Uint8Array, opts?: CommitOptions) => Promise<CommitResult>
   /** The held content of `name`, checked against its signed hash. */
   readContent: (name: string) => Promise<Buffer | undefined>
   /** Removes the files of held versions that have expired; returns their names. */
@@ -162,10 +167,10 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     return await next
   }
 
-  async function commitLocked (version: SignedVersion, content: Uint8Array): Promise<CommitResult> {
+  async function commitLocked (version: SignedVersion, content: Uint8Array, opts: CommitOptions): Promise<CommitResult> {
     const id = versionId(version)
     const held = index.get(version.name)
-    if (held !== undefined) {
+    if (held !== undefined && opts.revoked?.(held) !== true) {
       const order = compareVersions({ timestampMs: version.timestampMs, id }, held)
       if (order < 0 || (order === 0 && held.present)) return { committed: false }
     }
@@ -211,7 +216,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     get: name => index.get(name),
     entries: () => index.values(),
     size: () => index.size,
-    commit: async (version, content) => await withLock(version.name, async () => await commitLocked(version, content)),
+    commit: async (version, content, opts = {}) => await withLock(version.name, async () => await commitLocked(version, content, opts)),
     async expire () {
       const now = clock.nowMs()
       const due = [...index.values()].filter(e => e.version.kind === VersionKind.File && isExpired(e.version, now) && !expired.has(e.name))

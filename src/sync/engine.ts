@@ -1,8 +1,8 @@
 import PQueue from 'p-queue'
 import { DmError, describeError } from '../errors.js'
 import { printable } from '../format/names.js'
-import { compareVersions, hex, MAX_CONTENT_BYTES, versionId, VersionKind, type SignedVersion } from '../format/version.js'
-import { checkContent, checkHeader, type PolicyContext, type Refusal, type Verdict } from '../policy/accept.js'
+import { compareVersions, hex, versionId, VersionKind, type SignedVersion } from '../format/version.js'
+import { checkContent, checkHeader, signerAllowed, type PolicyContext, type Refusal, type Verdict } from '../policy/accept.js'
 import {
   CHUNK_BYTES, MAX_INLINE_BYTES, MAX_WANT_ENTRIES, MessageType, PROTOCOL_FETCH, PROTOCOL_PUSH, PROTOCOL_PUSH_PULL,
   decodeMessage, encodeMessage, expectType, type IndexEntry, type PeerInfo
@@ -32,6 +32,15 @@ const MAX_PARALLEL_FETCHES = 4
 const MAX_PARALLEL_COMMITS = 16
 /** Pushes waiting to be sent; beyond this new pushes are dropped (push-pull repairs). */
 const MAX_QUEUED_PUSHES = 1024
+/** Fetch batches one peer may have running at once, so one peer cannot hold every fetch slot. */
+const MAX_FETCHES_PER_PEER = 1
+/** Fetch batches that may wait for one peer; beyond this, wants are dropped until the next round. */
+const MAX_QUEUED_FETCHES_PER_PEER = 32
+/** Other peers remembered as sources of a version being fetched, tried in turn if the first fails. */
+const MAX_ALTERNATE_SOURCES = 8
+/** A transfer must average at least this rate (after a grace period), or it is cut: no trickling. */
+const MIN_TRANSFER_BYTES_PER_S = 256 * 1024
+const TRANSFER_GRACE_MS = 10_000
 
 export interface PeerExchange {
   /** Up to n known members to tell a peer about. Must not block. */
@@ -65,6 +74,9 @@ export interface SyncStats {
 
 export type IngestResult = { ok: true, committed: boolean } | Refusal
 
+/** A version to fetch: its name, id and timestamp (what the answer must at least match). */
+type Want = IndexEntry
+
 export interface SyncEngine {
   /** Registers the protocol handlers. */
   start: () => Promise<void>
@@ -84,17 +96,29 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
   const log = init.log ?? silentLog
   const stats: SyncStats = { rounds: 0, lastRoundAtMs: undefined, lastRoundMs: undefined }
   const fetches = new PQueue({ concurrency: MAX_PARALLEL_FETCHES })
+  const peerFetches = new Map<string, PQueue>()
   const commits = new PQueue({ concurrency: MAX_PARALLEL_COMMITS })
   const pushes = new PQueue({ concurrency: 8 })
   /** Version ids being ingested or fetched, so duplicates arriving from many peers cost nothing. */
   const inflight = new Set<string>()
+  /** For versions being fetched: other peers that announced them, to fall back on. */
+  const alternates = new Map<string, Set<string>>()
   let advertised: { entries: IndexEntry[], digest: Uint8Array } | undefined
 
   const ctx = (): PolicyContext => ({ ...init.policy, nowMs: clock.nowMs() })
 
+  /** A held version whose signer is no longer listed is revoked: it neither blocks nor is offered. */
+  const revoked = (held: HeldEntry): boolean => !signerAllowed(init.policy, held.name, held.version.signer)
+
+  /** What is held for ordering purposes: nothing, if the held version was revoked. */
+  function heldFor (name: string): HeldEntry | undefined {
+    const held = store.get(name)
+    return held !== undefined && !revoked(held) ? held : undefined
+  }
+
   /** The header verdict against what is held; a held version whose content went missing may be fetched again. */
   function precheck (v: SignedVersion): Verdict {
-    const held = store.get(v.name)
+    const held = heldFor(v.name)
     const verdict = checkHeader(v, held, ctx())
     if (!verdict.ok && verdict.code === 'ERR_ALREADY_HELD' && held !== undefined && !held.present) {
       return checkHeader(v, undefined, ctx())
@@ -125,7 +149,7 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
     if (inline) pushToPeers(v, content, source)
     let committed: boolean
     try {
-      committed = (await store.commit(v, content)).committed
+      committed = (await store.commit(v, content, { revoked })).committed
     } catch (err) {
       log.error({ name: v.name, source, code: (err as DmError).code, err: describeError(err) }, 'cannot store version; it will be fetched again')
       return { ok: false, code: 'ERR_STORE_IO', reason: describeError(err), retryable: true }
@@ -173,43 +197,90 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
     }
     const header = precheck(v)
     if (!header.ok) { refused(v, header, ch.peer); return }
-    await fetchFrom(ch.peer, [{ name: v.name, id: header.id }])
+    const key = hex(header.id)
+    const others = alternates.get(key)
+    if (others !== undefined) {
+      // Already being fetched from someone else: keep this peer in reserve in case that one stalls.
+      if (others.size < MAX_ALTERNATE_SOURCES) others.add(ch.peer)
+      return
+    }
+    await fetchFrom(ch.peer, [{ name: v.name, id: header.id, timestampMs: v.timestampMs }])
   }
 
-  /** Fetches the wanted versions from `peer`, checking each header before reading its content. */
-  async function fetchFrom (peer: string, wants: Array<{ name: string, id: Uint8Array }>): Promise<void> {
-    const fresh = wants.filter(w => !inflight.has(hex(w.id)))
+  /**
+   * Fetches the wanted versions from `peer`, checking each header before
+   * reading its content. Versions it fails to deliver are tried from the other
+   * peers that announced them meanwhile.
+   */
+  async function fetchFrom (peer: string, wants: Want[]): Promise<void> {
+    const fresh = wants.filter(w => !alternates.has(hex(w.id)))
     for (let i = 0; i < fresh.length; i += MAX_WANT_ENTRIES) {
       const batch = fresh.slice(i, i + MAX_WANT_ENTRIES)
-      batch.forEach(w => inflight.add(hex(w.id)))
+      batch.forEach(w => alternates.set(hex(w.id), new Set()))
+      let fallback = new Map<string, Want[]>()
       try {
-        await fetches.add(async () => await fetchBatch(peer, batch))
+        await queueFor(peer).add(async () => await fetches.add(async () => await fetchBatch(peer, batch)))
+      } catch (err) {
+        log.debug({ peer, err: describeError(err) }, 'fetch failed')
       } finally {
-        batch.forEach(w => inflight.delete(hex(w.id)))
+        fallback = fallbackSources(batch, peer)
       }
+      await Promise.allSettled([...fallback].map(async ([alt, ws]) => await fetchFrom(alt, ws)))
     }
   }
 
-  async function fetchBatch (peer: string, batch: Array<{ name: string, id: Uint8Array }>): Promise<void> {
-    const asked = new Set(batch.map(w => w.name))
+  /** Per-peer queue: at most MAX_FETCHES_PER_PEER batches at once, a bounded number waiting. */
+  function queueFor (peer: string): PQueue {
+    let q = peerFetches.get(peer)
+    if (q === undefined) {
+      q = new PQueue({ concurrency: MAX_FETCHES_PER_PEER })
+      peerFetches.set(peer, q)
+      q.on('idle', () => { if (q?.size === 0 && q.pending === 0) peerFetches.delete(peer) })
+    }
+    if (q.size >= MAX_QUEUED_FETCHES_PER_PEER) throw new DmError('ERR_API', `too many fetches queued for ${peer}`)
+    return q
+  }
+
+  /** Clears the in-flight marks of a finished batch; returns what is still missing, grouped by an alternate source. */
+  function fallbackSources (batch: Want[], failed: string): Map<string, Want[]> {
+    const out = new Map<string, Want[]>()
+    for (const w of batch) {
+      const key = hex(w.id)
+      const others = [...(alternates.get(key) ?? [])].filter(p => p !== failed)
+      alternates.delete(key)
+      const held = store.get(w.name)
+      const satisfied = held !== undefined && held.present && compareVersions(held, w) >= 0
+      if (satisfied || others.length === 0) continue
+      const alt = others[0]
+      out.set(alt, [...(out.get(alt) ?? []), w])
+    }
+    return out
+  }
+
+  async function fetchBatch (peer: string, batch: Want[]): Promise<void> {
+    const asked = new Map(batch.map(w => [w.name, w]))
     const pending: Array<Promise<unknown>> = []
     const ch = await transport.open(peer, PROTOCOL_FETCH)
     try {
-      await ch.send(encodeMessage({ type: MessageType.Want, entries: batch }))
+      await ch.send(encodeMessage({ type: MessageType.Want, entries: batch.map(w => ({ name: w.name, id: w.id })) }))
       for (let answered = 0; answered < batch.length; answered++) {
         const m = await readMessage(ch)
         if (m.type === MessageType.NotFound) continue
         const v = expectType(m, MessageType.Version).version
-        if (!asked.has(v.name)) throw new DmError('ERR_DECODE', `peer sent "${printable(v.name)}", which was not asked for`)
+        const want = asked.get(v.name)
+        if (want === undefined) throw new DmError('ERR_DECODE', `peer sent "${printable(v.name)}", which was not asked for`)
         asked.delete(v.name)
         const header = precheck(v)
-        if (!header.ok && (header.code === 'ERR_TOO_LARGE' || v.size > MAX_CONTENT_BYTES)) {
+        if (header.ok && compareVersions({ timestampMs: v.timestampMs, id: header.id }, want) < 0) {
+          throw new DmError('ERR_DECODE', `peer answered "${printable(v.name)}" with an older version than the one asked for`)
+        }
+        if (!header.ok) {
           refused(v, header, peer)
-          throw new DmError('ERR_DECODE', 'peer offered oversized content')
+          // An honest race (someone else delivered it first) is read past; anything else costs the peer its stream.
+          if (header.code !== 'ERR_ALREADY_HELD' && header.code !== 'ERR_STALE') throw new DmError('ERR_DECODE', `peer offered a refused version (${header.code})`)
         }
         const content = await readContent(ch, v.size)
-        if (!header.ok) { refused(v, header, peer); continue }
-        pending.push(commits.add(async () => await ingest(v, content, peer)))
+        if (header.ok) pending.push(commits.add(async () => await ingest(v, content, peer)))
       }
       await ch.close()
     } catch (err) {
@@ -220,13 +291,15 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
     }
   }
 
-  /** Reads exactly `size` bytes of chunks; a peer that sends more is cut off. */
+  /** Reads exactly `size` bytes of chunks, at a minimum average rate; a peer that sends more or trickles is cut off. */
   async function readContent (ch: Channel, size: number): Promise<Uint8Array> {
     const content = Buffer.allocUnsafe(size)
+    const deadline = clock.nowMs() + TRANSFER_GRACE_MS + (size / MIN_TRANSFER_BYTES_PER_S) * 1000
     let got = 0
     while (got < size) {
       const chunk = expectType(await readMessage(ch), MessageType.Chunk).data
       if (chunk.length === 0 || got + chunk.length > size) throw new DmError('ERR_DECODE', 'peer sent more content than signed')
+      if (clock.nowMs() > deadline) throw new DmError('ERR_DECODE', `transfer of ${size} bytes too slow`)
       content.set(chunk, got)
       got += chunk.length
     }
@@ -236,7 +309,7 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
   async function handleFetch (ch: Channel): Promise<void> {
     const want = expectType(await readMessage(ch), MessageType.Want)
     for (const w of want.entries) {
-      const held = store.get(w.name)
+      const held = heldFor(w.name)
       const content = held === undefined ? undefined : held.version.kind === VersionKind.Tombstone ? new Uint8Array(0) : await store.readContent(w.name)
       if (held === undefined || content === undefined) {
         await ch.send(encodeMessage({ type: MessageType.NotFound, name: w.name }))
@@ -255,20 +328,20 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
       const entries: IndexEntry[] = []
       const now = clock.nowMs()
       // Expired versions are not offered: peers would refuse them anyway.
-      for (const e of store.entries()) if (e.present && !isExpired(e.version, now)) entries.push({ name: e.name, timestampMs: e.timestampMs, id: e.id })
+      for (const e of store.entries()) if (e.present && !isExpired(e.version, now) && !revoked(e)) entries.push({ name: e.name, timestampMs: e.timestampMs, id: e.id })
       advertised = { entries, digest: indexDigest(entries) }
     }
     return advertised
   }
 
   /** What the remote index holds that is newer than ours and that our allowlist admits. */
-  function wantsFrom (theirs: IndexEntry[]): Array<{ name: string, id: Uint8Array }> {
-    const wants: Array<{ name: string, id: Uint8Array }> = []
+  function wantsFrom (theirs: IndexEntry[]): Want[] {
+    const wants: Want[] = []
     for (const e of theirs) {
       if (!init.policy.allowlist.has(e.name)) continue
-      const held = store.get(e.name)
+      const held = heldFor(e.name)
       const order = held === undefined ? 1 : compareVersions(e, held)
-      if (order > 0 || (order === 0 && held?.present === false)) wants.push({ name: e.name, id: e.id })
+      if (order > 0 || (order === 0 && held?.present === false)) wants.push(e)
     }
     return wants
   }
@@ -288,7 +361,7 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
   async function pushPull (peer: string): Promise<void> {
     const startedMs = clock.nowMs()
     const ch = await transport.open(peer, PROTOCOL_PUSH_PULL)
-    let wants: Array<{ name: string, id: Uint8Array }> = []
+    let wants: Want[] = []
     try {
       const mine = advertise()
       await ch.send(summary())
@@ -333,7 +406,10 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
       await handler(ch)
     } catch (err) {
       ch.abort(err as Error)
-      log.debug({ peer: ch.peer, protocol: name, err: describeError(err) }, 'stream failed')
+      // A peer breaking the protocol is news; a connection dropping mid-stream is not.
+      const code = err instanceof DmError ? err.code : undefined
+      if (code === 'ERR_DECODE') log.warn({ peer: ch.peer, protocol: name, code, err: describeError(err) }, 'peer broke the protocol; stream dropped')
+      else log.debug({ peer: ch.peer, protocol: name, err: describeError(err) }, 'stream failed')
     }
   }
 

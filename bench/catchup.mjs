@@ -97,7 +97,7 @@ try {
 
     await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
     const w = watchMany(B, contents)
-    const others = foreignMeter(cluster.pids())
+    const others = foreignMeter(() => cluster.pids()) // B starts inside the window
     const tSpawn = now()
     await B.start({ wait: false })
     const tReady = await B.waitReady({ pollMs: 2, timeoutMs: 60_000 })

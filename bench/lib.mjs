@@ -167,14 +167,22 @@ function machineTicks () {
   return { busy: total - idle, total }
 }
 
-/** CPU ticks of this process (with its exited children, e.g. dm publish) and of `pids`. */
+/**
+ * CPU ticks of this process, of its exited children (dm publish, a daemon
+ * that was stopped: they count in its cutime/cstime once reaped) and of the
+ * running `pids` (an array, or a function so daemons started later count).
+ */
 function ownTicks (pids) {
   let t = procStats(process.pid).ticksWithChildren
-  for (const pid of pids) { try { t += procStats(pid).ticks } catch {} }
+  for (const pid of typeof pids === 'function' ? pids() : pids) { try { t += procStats(pid).ticks } catch {} }
   return t
 }
 
-/** Starts measuring; the returned function gives the share of the machine others used since. */
+/**
+ * Starts measuring; the returned function gives the share of the machine
+ * (0..1) that processes other than ours used since. `pids`: our running
+ * daemons, as an array or a function returning them (re-read at both ends).
+ */
 export function foreignMeter (pids) {
   const m0 = machineTicks()
   const o0 = ownTicks(pids)

@@ -3,7 +3,8 @@
 # the docs' verification recipe), jq and xxd (that recipe), systemd (for
 # systemd-analyze verify of the shipped units), iproute2 (network namespaces
 # for the partition test), faketime (daemons with skewed clocks), python3 (a
-# stand-in systemd notify socket). Installs only what is missing.
+# stand-in systemd notify socket), python3-seccomp (the unit's syscall filter).
+# Installs only what is missing.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null || need+=(openssl)
@@ -13,6 +14,8 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v ip >/dev/null || need+=(iproute2)
 command -v faketime >/dev/null || need+=(faketime)
 command -v python3 >/dev/null || need+=(python3)
+# libseccomp's Python binding, for running the daemon under the unit's syscall filter.
+/usr/bin/python3 -c 'import seccomp' 2>/dev/null || need+=(python3-seccomp)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -21,13 +21,17 @@ export interface ApiServer {
   close: () => Promise<void>
 }
 
+/** Throws when another daemon answers on the socket; removes a stale socket file left by a dead one. */
+export async function assertSocketFree (socketPath: string): Promise<void> {
+  if (!fs.existsSync(socketPath)) return
+  if (await answers(socketPath)) throw new DmError('ERR_API', `another daemon is serving ${socketPath}`)
+  fs.rmSync(socketPath, { force: true })
+}
+
 /** Listens on a Unix socket; refuses to take over a socket another daemon is serving. */
 export async function startApiServer (socketPath: string, handlers: ApiHandlers): Promise<ApiServer> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o750 })
-  if (fs.existsSync(socketPath)) {
-    if (await answers(socketPath)) throw new DmError('ERR_API', `another daemon is serving ${socketPath}`)
-    fs.rmSync(socketPath, { force: true })
-  }
+  await assertSocketFree(socketPath)
   const server = http.createServer((req, res) => { void route(req, res, handlers) })
   server.headersTimeout = 10_000
   server.requestTimeout = 60_000

@@ -1,8 +1,9 @@
 import { checkAddresses, loadConfig } from '../config/load.js'
 import { DmError } from '../errors.js'
+import { notifySystemd } from '../daemon/notify.js'
 import { LOG_FORMATS, type LogFormat } from '../config/config.js'
 import { configOption, jsonOption, str, type Command } from './command.js'
-import { printJson } from './output.js'
+import { printJson, warn } from './output.js'
 
 export const daemon: Command = {
   summary: 'run the mesh daemon (systemd runs this)',
@@ -19,12 +20,15 @@ export const daemon: Command = {
     await import('../polyfill.js')
     const { startDaemon } = await import('../daemon/daemon.js')
     const d = await startDaemon(config, format)
-    process.on('SIGHUP', () => d.reload(path))
-    await new Promise<void>(resolve => {
+    const stopped = new Promise<void>(resolve => {
       const stop = (): void => { void d.stop().finally(resolve) }
       process.once('SIGTERM', stop)
       process.once('SIGINT', stop)
     })
+    process.on('SIGHUP', () => d.reload(path))
+    // Ready only once the handlers are in place: systemd may send reload or stop right after.
+    await notifySystemd('--ready').catch(err => warn(`cannot notify systemd: ${(err as Error).message}`))
+    await stopped
     return 0
   }
 }

@@ -3,4 +3,5 @@
 import '../polyfill.js'
 import { main } from './main.js'
 
-process.exitCode = await main(process.argv.slice(2))
+// Exit explicitly: a daemon that failed to start may hold handles that would keep it alive.
+process.exit(await main(process.argv.slice(2)))

@@ -7,7 +7,7 @@ import { hex, networkIdFrom, VersionKind } from '../format/version.js'
 import { publicKeyToBase64 } from '../crypto/keys.js'
 import { openStore, type HeldEntry } from '../store/store.js'
 import { createSyncEngine } from '../sync/engine.js'
-import { startApiServer } from '../api/server.js'
+import { assertSocketFree, startApiServer } from '../api/server.js'
 import type { PeerInfoJson, StatusInfo, VersionInfo } from '../api/wire.js'
 import { loadOrCreateIdentity } from '../net/identity.js'
 import { createMeshNode, type MeshNode } from '../net/node.js'
@@ -16,7 +16,6 @@ import { createMembership } from '../net/membership.js'
 import { sample } from '../util/clock.js'
 import { createLogger } from './logger.js'
 import { noMetrics, startMetrics, type MetricsServer } from './metrics.js'
-import { notifySystemd } from './notify.js'
 import { loadPeers, savePeers } from './peers-file.js'
 
 /** Push-pull rounds started because a connection opened, run at most this many at once. */
@@ -54,6 +53,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
   const startedAt = Date.now()
   const log = await createLogger(config.logLevel, logFormat)
   const networkId = networkIdFrom(config.network.id)
+  // Checked before anything starts, so a second daemon fails fast and leaves no port open.
+  await assertSocketFree(config.api.socket)
   const store = await openStore(config.stateDir, { problem: message => log.warn({}, message) })
   const identity = await loadOrCreateIdentity(config.stateDir)
   const node = await createMeshNode({
@@ -122,13 +123,22 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     sync.expire().catch(err => log.error({ err: describeError(err) }, 'cannot remove expired files'))
   }, EXPIRY_SWEEP_MS)
 
+  const abandon = async (err: unknown): Promise<never> => {
+    // Start-up failed after the node started: stop what runs, so the process can exit.
+    clearTimeout(antiEntropy)
+    clearInterval(peersTimer)
+    clearInterval(expiryTimer)
+    membership.stop()
+    try { await node.stop() } catch {}
+    throw err
+  }
   let metricsServer: MetricsServer | undefined
   if (config.metrics.listen !== '') {
     metricsServer = await startMetrics(config.metrics.listen, {
       peersConnected: () => node.getPeers().length,
       peersKnown: () => membership.members().length,
       entries: () => store.entries()
-    })
+    }).catch(abandon)
     metrics = metricsServer.sink
   }
 
@@ -150,9 +160,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
       lastSyncAtMs: sync.stats.lastRoundAtMs ?? null,
       lastSyncDurationMs: sync.stats.lastRoundMs ?? null
     })
-  })
+  }).catch(async err => { await metricsServer?.close(); return await abandon(err) })
   log.info({ peerId: node.peerId.toString(), listen: node.getMultiaddrs().map(a => a.toString()), socket: config.api.socket, files: store.size() }, 'daemon ready')
-  await notifySystemd('--ready', `--status=serving ${store.size()} files`).catch(err => log.warn({ err: describeError(err) }, 'cannot notify systemd'))
 
   return {
     node,

@@ -27,7 +27,9 @@ export interface MetricsServer {
 }
 
 export async function startMetrics (listen: string, sources: MetricsSources, nowMs = () => Date.now()): Promise<MetricsServer> {
-  const prom = await import('prom-client')
+  // prom-client is CommonJS: bundled, its exports sit on the default export.
+  const mod = await import('prom-client')
+  const prom = (mod as unknown as { default?: typeof mod }).default ?? mod
   const registry = new prom.Registry()
   prom.collectDefaultMetrics({ register: registry, prefix: 'dm_' })
   const reg = { registers: [registry] }

@@ -221,7 +221,7 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
       try {
         await queueFor(peer).add(async () => await fetches.add(async () => await fetchBatch(peer, batch)))
       } catch (err) {
-        log.debug({ peer, err: describeError(err) }, 'fetch failed')
+        streamFailed(peer, 'fetch', err)
       } finally {
         fallback = fallbackSources(batch, peer)
       }
@@ -277,7 +277,7 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
         if (!header.ok) {
           refused(v, header, peer)
           // An honest race (someone else delivered it first) is read past; anything else costs the peer its stream.
-          if (header.code !== 'ERR_ALREADY_HELD' && header.code !== 'ERR_STALE') throw new DmError('ERR_DECODE', `peer offered a refused version (${header.code})`)
+          if (header.code !== 'ERR_ALREADY_HELD' && header.code !== 'ERR_STALE') throw new DmError('ERR_DECODE', `peer offered ${header.code === 'ERR_TOO_LARGE' ? 'oversized content' : 'a refused version'} (${header.code})`)
         }
         const content = await readContent(ch, v.size)
         if (header.ok) pending.push(commits.add(async () => await ingest(v, content, peer)))
@@ -400,16 +400,21 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
     recordRound(startedMs)
   }
 
+  /** A peer breaking the protocol is news (warn, with its code); a connection dropping mid-stream is not. */
+  function streamFailed (peer: string, protocol: string, err: unknown): void {
+    const code = err instanceof DmError ? err.code : undefined
+    const fields = { peer, protocol, code, err: describeError(err) }
+    if (code === 'ERR_DECODE') log.warn(fields, 'stream failed')
+    else log.debug(fields, 'stream failed')
+  }
+
   /** Wraps a handler so a misbehaving peer costs it its stream, never the daemon. */
   const guarded = (name: string, handler: (ch: Channel) => Promise<void>) => async (ch: Channel): Promise<void> => {
     try {
       await handler(ch)
     } catch (err) {
       ch.abort(err as Error)
-      // A peer breaking the protocol is news; a connection dropping mid-stream is not.
-      const code = err instanceof DmError ? err.code : undefined
-      if (code === 'ERR_DECODE') log.warn({ peer: ch.peer, protocol: name, code, err: describeError(err) }, 'peer broke the protocol; stream dropped')
-      else log.debug({ peer: ch.peer, protocol: name, err: describeError(err) }, 'stream failed')
+      streamFailed(ch.peer, name, err)
     }
   }
 

@@ -227,8 +227,8 @@ function childrenOf (pid: number): number[] {
 }
 
 /**
- * Until the daemon's systemd-notify has exited and startDaemon() has returned,
- * its signal handlers are not installed (see the todo test below). Waits for
+ * Waits until the daemon's readiness handshake is over (its signal handlers
+ * are installed before it, see the SIGHUP test below). Waits for
  * systemd-notify to be gone, then for two API round trips, which take several
  * turns of the daemon's event loop after that child's exit was handled.
  */
@@ -280,7 +280,6 @@ test('SIGTERM: exit status 0, "daemon stopped" logged, the API socket gone', asy
 
 test('a SIGHUP right after READY=1 reloads the config instead of killing the daemon', {
   skip: hasCommand('python3') && hasCommand('systemd-notify') ? false : 'needs python3 and systemd-notify',
-  todo: 'BUG: src/cli/daemon.ts daemon.run installs the SIGHUP/SIGTERM handlers only after startDaemon() returns, and startDaemon awaits systemd-notify --ready (which blocks until the manager releases the barrier); a reload or stop systemd sends in that window hits the default disposition and kills the process. Install the handlers before readiness is announced.'
 }, async () => {
   // The receiver holds the barrier for 1.5 s: a slow manager, which widens the window the bug needs.
   const n = await startNotified('hup-race', 1500)
@@ -435,9 +434,7 @@ async function startFailFast (node: TestNode): Promise<void> {
   }
 }
 
-test('metrics: a replicated version, the peer, the delay, the bytes and refusals show on /metrics', {
-  todo: 'BUG: src/daemon/metrics.ts startMetrics uses `(await import(\'prom-client\')).Registry`; in the esbuild bundle (scripts/bundle.mjs, splitting on) the prom-client chunk has only a default export, so a daemon with [metrics] listen set dies at start with "n.Registry is not a constructor" (and then hangs, see the second-daemon bug). Fix: `const prom = (await import(\'prom-client\')).default` (module.exports, under both Node and the bundle).'
-}, async () => {
+test('metrics: a replicated version, the peer, the delay, the bytes and refusals show on /metrics', async () => {
   const c = await newCluster()
   const metricsPort = await freePort()
   const src = await c.add()
@@ -565,9 +562,7 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
     assert.equal((await node.api<{ peerId: string }>('/v1/status')).peerId, node.peerId)
   })
 
-  await t.test('... and exits', {
-    todo: 'BUG: src/daemon/daemon.ts startDaemon starts the libp2p node, sync engine, membership and timers before startApiServer(); when the API socket is taken it throws without stopping them, so the process prints the error but never exits (and keeps the TCP port). Probe the socket first, or stop what was started on failure (try/catch in startDaemon calling the same teardown as stop()).'
-  }, async () => {
+  await t.test('... and exits', async () => {
     const { code } = await secondDaemon!.waitExit('the refused second daemon', 5_000)
     assert.equal(code, 1)
   })

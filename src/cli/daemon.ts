@@ -27,7 +27,7 @@ export const daemon: Command = {
     })
     process.on('SIGHUP', () => d.reload(path))
     // Ready only once the handlers are in place: systemd may send reload or stop right after.
-    await notifySystemd('--ready').catch(err => warn(`cannot notify systemd: ${(err as Error).message}`))
+    await notifySystemd('--ready', `--status=serving ${d.files()} files`).catch(err => warn(`cannot notify systemd: ${(err as Error).message}`))
     await stopped
     return 0
   }

@@ -27,6 +27,8 @@ const SAVE_PEERS_INTERVAL_MS = 60_000
 
 export interface Daemon {
   node: MeshNode
+  /** Names held, for systemd's status line. */
+  files: () => number
   /** Re-reads the config file: the [files] allowlist, log level and clock skew take effect at once. */
   reload: (configPath: string) => void
   stop: () => Promise<void>
@@ -165,6 +167,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
 
   return {
     node,
+    files: () => store.size(),
     reload (configPath) {
       let next: Config
       try {

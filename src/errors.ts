@@ -38,10 +38,6 @@ export class DmError extends Error {
   }
 }
 
-export function isDmError (err: unknown): err is DmError {
-  return err instanceof DmError
-}
-
 /** A short, single-line description of any thrown value. */
 export function describeError (err: unknown): string {
   if (err instanceof Error) return err.message

@@ -36,6 +36,10 @@ export async function createMeshNode (o: NodeOptions): Promise<MeshNode> {
       inboundConnectionThreshold: 100,
       maxIncomingPendingConnections: 64
     },
+    // The connection monitor opens a ping stream on every connection every 10 s; idle, that
+    // was most of a daemon's CPU, and on 2 cores a 100-node mesh never settled. Yamux's own
+    // keep-alive (a frame, not a stream) still detects dead connections.
+    connectionMonitor: { enabled: false },
     services: { identify: identify(), ping: ping() }
   }) as unknown as MeshNode
 }

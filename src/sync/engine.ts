@@ -5,7 +5,7 @@ import { compareVersions, hex, versionId, VersionKind, type SignedVersion } from
 import { checkContent, checkHeader, signerAllowed, type PolicyContext, type Refusal, type Verdict } from '../policy/accept.js'
 import {
   CHUNK_BYTES, MAX_INLINE_BYTES, MAX_WANT_ENTRIES, MessageType, PROTOCOL_FETCH, PROTOCOL_PUSH, PROTOCOL_PUSH_PULL,
-  decodeMessage, encodeMessage, expectType, type IndexEntry, type PeerInfo
+  decodeMessage, encodeMessage, expectType, type IndexEntry, type Message, type PeerInfo
 } from '../protocol/messages.js'
 import { isExpired, type HeldEntry, type Store } from '../store/store.js'
 import { sample, systemClock, type Clock } from '../util/clock.js'
@@ -30,8 +30,15 @@ export const LOCAL_SOURCE = 'local'
 const MAX_PARALLEL_FETCHES = 4
 /** Commits in flight at once during a catch-up; fsyncs of different names overlap. */
 const MAX_PARALLEL_COMMITS = 16
-/** Pushes waiting to be sent; beyond this new pushes are dropped (push-pull repairs). */
-const MAX_QUEUED_PUSHES = 1024
+/** Pushes waiting to be sent to one peer; beyond this new pushes are dropped (push-pull repairs). */
+const MAX_QUEUED_PUSHES_PER_PEER = 256
+/**
+ * A push stream stays open this long after its last frame, so a burst of
+ * versions, and a flood's forwards, share one stream: opening a libp2p stream
+ * costs far more CPU than the frame. Below the receiver's 15 s frame timeout,
+ * so an idle stream is closed by its sender rather than cut by its receiver.
+ */
+const PUSH_STREAM_IDLE_MS = 5000
 /** Fetch batches one peer may have running at once, so one peer cannot hold every fetch slot. */
 const MAX_FETCHES_PER_PEER = 1
 /** Fetch batches that may wait for one peer; beyond this, wants are dropped until the next round. */
@@ -77,6 +84,12 @@ export type IngestResult = { ok: true, committed: boolean } | Refusal
 /** A version to fetch: its name, id and timestamp (what the answer must at least match). */
 type Want = IndexEntry
 
+interface PushSession {
+  channel: Channel | undefined
+  queue: PQueue
+  idle: NodeJS.Timeout | undefined
+}
+
 export interface SyncEngine {
   /** Registers the protocol handlers. */
   start: () => Promise<void>
@@ -98,7 +111,8 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
   const fetches = new PQueue({ concurrency: MAX_PARALLEL_FETCHES })
   const peerFetches = new Map<string, PQueue>()
   const commits = new PQueue({ concurrency: MAX_PARALLEL_COMMITS })
-  const pushes = new PQueue({ concurrency: 8 })
+  /** One outbound push stream per peer, with its send queue. */
+  const pushSessions = new Map<string, PushSession>()
   /** Version ids being ingested or fetched, so duplicates arriving from many peers cost nothing. */
   const inflight = new Set<string>()
   /** For versions being fetched: other peers that announced them, to fall back on. */
@@ -169,14 +183,40 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
     const targets = sample(transport.connectedPeers().filter(p => p !== source), init.pushFanout, random)
     if (targets.length === 0) return
     const frame = encodeMessage({ type: MessageType.Push, version: v, content: v.size <= MAX_INLINE_BYTES ? content : undefined })
-    for (const peer of targets) {
-      if (pushes.size >= MAX_QUEUED_PUSHES) return
-      void pushes.add(async () => {
-        const ch = await transport.open(peer, PROTOCOL_PUSH)
-        await ch.send(frame)
-        await ch.close()
-      }).catch(err => log.debug({ peer, err: describeError(err) }, 'push failed'))
+    for (const peer of targets) pushTo(peer, frame)
+  }
+
+  function pushTo (peer: string, frame: Uint8Array): void {
+    let session = pushSessions.get(peer)
+    if (session === undefined) {
+      session = { channel: undefined, queue: new PQueue({ concurrency: 1 }), idle: undefined }
+      pushSessions.set(peer, session)
     }
+    if (session.queue.size >= MAX_QUEUED_PUSHES_PER_PEER) return
+    const s = session
+    void s.queue.add(async () => {
+      clearTimeout(s.idle)
+      try {
+        s.channel ??= await transport.open(peer, PROTOCOL_PUSH)
+        await s.channel.send(frame)
+      } catch {
+        // The peer may have closed or reset the stream: once more, on a fresh one.
+        s.channel?.abort(new Error('push stream failed'))
+        s.channel = await transport.open(peer, PROTOCOL_PUSH)
+        await s.channel.send(frame)
+      }
+      s.idle = setTimeout(() => endPushSession(peer, s), PUSH_STREAM_IDLE_MS)
+      s.idle.unref()
+    }).catch(err => {
+      s.channel = undefined
+      log.debug({ peer, err: describeError(err) }, 'push failed')
+    })
+  }
+
+  function endPushSession (peer: string, s: PushSession): void {
+    if (pushSessions.get(peer) !== s || s.queue.size > 0 || s.queue.pending > 0) return
+    pushSessions.delete(peer)
+    void s.channel?.close().catch(() => {})
   }
 
   /** Reads one frame and decodes it; end-of-stream is an error where a message is required. */
@@ -186,25 +226,32 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
     return decodeMessage(frame)
   }
 
+  /** A push stream carries Push frames until its sender closes it. */
   async function handlePush (ch: Channel): Promise<void> {
-    const m = expectType(await readMessage(ch), MessageType.Push)
+    for (let frame = await ch.read(); frame !== undefined; frame = await ch.read()) {
+      await receivePush(expectType(decodeMessage(frame), MessageType.Push), ch.peer)
+    }
     await ch.close()
+  }
+
+  /** Inline content is stored before the next frame is read (backpressure); larger content is fetched meanwhile. */
+  async function receivePush (m: Extract<Message, { type: MessageType.Push }>, peer: string): Promise<void> {
     const v = m.version
     if (m.content !== undefined) {
       if (inflight.has(hex(versionId(v)))) return
-      await ingest(v, m.content, ch.peer)
+      await ingest(v, m.content, peer)
       return
     }
     const header = precheck(v)
-    if (!header.ok) { refused(v, header, ch.peer); return }
+    if (!header.ok) { refused(v, header, peer); return }
     const key = hex(header.id)
     const others = alternates.get(key)
     if (others !== undefined) {
       // Already being fetched from someone else: keep this peer in reserve in case that one stalls.
-      if (others.size < MAX_ALTERNATE_SOURCES) others.add(ch.peer)
+      if (others.size < MAX_ALTERNATE_SOURCES) others.add(peer)
       return
     }
-    await fetchFrom(ch.peer, [{ name: v.name, id: header.id, timestampMs: v.timestampMs }])
+    void fetchFrom(peer, [{ name: v.name, id: header.id, timestampMs: v.timestampMs }]).catch(() => {})
   }
 
   /**

@@ -5,22 +5,26 @@
 // /proc/PID/stat over the window). Then the start-up time of CLI verbs
 // against `node -e 0`, median of 10, interleaved so drift hits all alike.
 //
-//   node bench/footprint.mjs [--idle 30000] [--settle 5000] [--reps 10]
+//   node bench/footprint.mjs [--idle 30000] [--settle 5000] [--reps 10] [--node-args '--max-semi-space-size=1']
+//
+// --node-args: Node flags for the daemons (not the CLI runs), e.g. to try V8 heap settings.
 import fs from 'node:fs'
 import path from 'node:path'
 import {
   CLK_TCK, foreignMeter, waitQuiet, Cluster, DM, dm, loadLine, machineLine, max, median, mib, min, ms, now, parseArgs, printTable, procStats, ratio, runTimed, sleep, waitFor
 } from './lib.mjs'
 
-const opts = parseArgs({ idle: 30_000, settle: 5000, reps: 10, quiet: 0.15, quietWait: 120_000 })
+const opts = parseArgs({ idle: 30_000, settle: 5000, reps: 10, quiet: 0.15, quietWait: 120_000, nodeArgs: '' })
+const nodeArgs = opts.nodeArgs.split(' ').filter(Boolean)
 console.log(`footprint: 3 daemons, n0 connected to the other 2, idle ${opts.idle / 1000} s after ${opts.settle / 1000} s settling; CLI start-up, median of ${opts.reps}`)
 console.log(machineLine())
+if (nodeArgs.length > 0) console.log(`daemons run as: node ${nodeArgs.join(' ')} bin/dm daemon ...`)
 console.log(await loadLine())
 
 const cluster = new Cluster({ names: ['motd.txt'], prefix: 'dm-bench-footprint-' })
 try {
   await cluster.create(3)
-  await cluster.startAll()
+  await cluster.startAll({ nodeArgs })
   const [n0] = cluster.nodes
   await waitFor('n0 to have 2 connected peers', async () => (await n0.connectedPeers()) >= 2, { timeoutMs: 60_000, pollMs: 100 })
   await cluster.waitConnected()

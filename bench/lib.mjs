@@ -76,7 +76,9 @@ export function parseArgs (defaults, argv = process.argv.slice(2)) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`)
-    const [flag, inline] = a.slice(2).split('=', 2)
+    const eq = a.indexOf('=')
+    const flag = eq < 0 ? a.slice(2) : a.slice(2, eq)
+    const inline = eq < 0 ? undefined : a.slice(eq + 1)
     const k = flag.replace(/-([a-z])/g, (_, c) => c.toUpperCase()) // --quiet-wait -> quietWait
     const kebab = (x) => x.replace(/[A-Z]/g, c => '-' + c.toLowerCase())
     if (!(k in defaults)) throw new Error(`unknown option --${flag} (known: ${Object.keys(defaults).map(x => '--' + kebab(x)).join(' ')})`)
@@ -484,15 +486,15 @@ export class Cluster {
    * starting at once (each waits for readiness before the next slot frees),
    * so a large cluster does not start 100 node processes at the same instant.
    */
-  async startAll ({ concurrency = 4, pollMs = 20, timeoutMs = 120_000, progress } = {}) {
+  async startAll ({ concurrency = 4, pollMs = 20, timeoutMs = 120_000, progress, nodeArgs = [] } = {}) {
     const [first, ...rest] = this.nodes
-    await first.start({ pollMs, timeoutMs })
+    await first.start({ pollMs, timeoutMs, nodeArgs })
     let next = 0
     let started = 1
     const worker = async () => {
       while (next < rest.length) {
         const node = rest[next++]
-        await node.start({ pollMs, timeoutMs })
+        await node.start({ pollMs, timeoutMs, nodeArgs })
         progress?.(++started, this.nodes.length)
       }
     }

@@ -170,7 +170,14 @@ export function createSyncEngine (init: SyncEngineInit): SyncEngine {
     } finally {
       inflight.delete(key)
     }
-    if (!committed) return { ok: true, committed }
+    if (!committed) {
+      // Another version of this name was stored while this one was checked: say which way it went.
+      const winner = store.get(v.name)
+      const same = winner !== undefined && Buffer.from(winner.id).equals(header.id)
+      return refused(v, same
+        ? { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is already held`, retryable: false }
+        : { ok: false, code: 'ERR_STALE', reason: `a newer version of "${printable(v.name)}" was stored first`, retryable: false }, source)
+    }
     advertised = undefined
     const entry = store.get(v.name) as HeldEntry
     log.info({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')

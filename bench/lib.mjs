@@ -45,7 +45,11 @@ function cleanupSync () {
 }
 process.on('exit', cleanupSync)
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => { cleanupSync(); process.exit(130) })
+  process.on(sig, () => {
+    console.error(`\nbenchmark: got ${sig}; stopping its daemons and removing its temporary directories`)
+    cleanupSync()
+    process.exit(130)
+  })
 }
 process.on('uncaughtException', err => { console.error(err); cleanupSync(); process.exit(1) })
 process.on('unhandledRejection', err => { console.error(err); cleanupSync(); process.exit(1) })
@@ -469,12 +473,16 @@ export class Cluster {
     this.nodes = []
   }
 
-  /** Creates n nodes (dirs, identities, configs); starts nothing. */
-  async create (n) {
+  /**
+   * Creates n nodes (dirs, identities, configs); starts nothing. Each node
+   * after the first bootstraps from `bootstrap(index, nodesSoFar)`: by
+   * default node 0 only (the star of test/helpers/cluster.ts).
+   */
+  async create (n, { bootstrap = (_i, nodes) => [nodes[0]] } = {}) {
     for (let i = 0; i < n; i++) {
       const node = new DaemonNode(this, this.nodes.length, await freePort())
       node.peerId = await peerIdOf(node.stateDir)
-      if (node.index > 0) node.bootstrap = [this.nodes[0].addr]
+      if (node.index > 0) node.bootstrap = bootstrap(node.index, this.nodes).map(b => b.addr)
       node.writeConfig()
       this.nodes.push(node)
     }
@@ -506,10 +514,12 @@ export class Cluster {
    * Only nodes not yet seen connected are asked each round (a status call
    * costs the daemon CPU too); then one full pass must confirm all at once.
    */
-  async waitConnected ({ min = 1, timeoutMs = 120_000, pollMs = 250, progress } = {}) {
+  async waitConnected ({ min = 1, timeoutMs = 120_000, pollMs = 250, progress, stallMs = Infinity } = {}) {
     const nodes = this.nodes.filter(n => n.running)
     const end = Date.now() + timeoutMs
     let pending = nodes
+    let lastChange = Date.now()
+    let lastPending = pending.length
     for (;;) {
       const counts = await Promise.all(pending.map(n => n.connectedPeers().catch(() => 0)))
       pending = pending.filter((_, i) => counts[i] < min)
@@ -518,12 +528,32 @@ export class Cluster {
         pending = nodes.filter((_, i) => all[i] < min)
         if (pending.length === 0) return
       }
-      progress?.(nodes.length - pending.length, nodes.length)
-      if (Date.now() > end) {
-        throw new Error(`timed out after ${timeoutMs} ms waiting for every node to have >= ${min} connected peer(s); still short: ${pending.map(n => n.name).join(' ')}`)
+      progress?.(nodes.length - pending.length, nodes.length, pending)
+      if (pending.length !== lastPending) { lastPending = pending.length; lastChange = Date.now() }
+      const stalled = Date.now() - lastChange > stallMs
+      if (Date.now() > end || stalled) {
+        throw new Error(`${stalled ? `no progress for ${stallMs} ms` : `timed out after ${timeoutMs} ms`} waiting for every node to have >= ${min} connected peer(s); ` +
+          `${pending.length} still short: ${pending.map(n => n.name).join(' ')}\n${await this.diagnose(pending)}`)
       }
       await sleep(pollMs)
     }
+  }
+
+  /** A few lines on why `pending` nodes have no peers: what node 0 and they report. */
+  async diagnose (pending) {
+    const lines = []
+    const show = async (n) => {
+      try {
+        const st = await n.status()
+        const peers = await apiRequest(n.socket, 'GET', '/v1/peers')
+        const failing = peers.filter(p => !p.connected && p.failures > 0)
+        lines.push(`  ${n.name}: ${st.peersConnected} connected, ${st.peersKnown} known` +
+          (failing.length > 0 ? `, failing dials: ${failing.slice(0, 3).map(p => `${this.nodes.find(x => x.peerId === p.id)?.name ?? p.id.slice(-6)} (${p.failures} failures)`).join(', ')}` : ''))
+      } catch (err) { lines.push(`  ${n.name}: status failed: ${err.message}`) }
+    }
+    await show(this.nodes[0])
+    for (const n of pending.slice(0, 3)) await show(n)
+    return lines.join('\n')
   }
 
   /** Pids of the running daemons. */

@@ -13,31 +13,36 @@ import {
   CLK_TCK, foreignMeter, loadLine, procStats, waitQuiet, Cluster, DM, dm, machineLine, max, median, min, ms, now, parseArgs, percentile, printTable, ratio, runTimed, sleep, watchArrivals
 } from './lib.mjs'
 
-const opts = parseArgs({ nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 1000, poll: 25, baselines: 10, connectTimeout: 600_000, quiet: 0.15, quietWait: 120_000, idleSample: 2000, timeout: 60_000 })
+const opts = parseArgs({ nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 1000, poll: 25, baselines: 10, connectTimeout: 600_000, quiet: 0.15, quietWait: 120_000, idleSample: 2000, timeout: 60_000, topology: 'star', stall: 180_000 })
+if (!['star', 'random'].includes(opts.topology)) throw new Error('--topology is star or random')
 const N = opts.nodes
 const NAME = 'prop.bin'
 if (N < 2) throw new Error('--nodes must be at least 2')
 const from = opts.from < 0 ? N - 1 : opts.from
 
-console.log(`propagation: ${N} daemons, ${opts.runs} runs, ${opts.size} B file, published on n${from}${from === 0 ? ' (the bootstrap node)' : ' (not the bootstrap node)'}`)
+console.log(`propagation: ${N} daemons (${opts.topology === 'star' ? 'all bootstrap from n0' : 'each bootstraps from n0 and 2 random earlier daemons'}), ${opts.runs} runs, ${opts.size} B file, published on n${from}${from === 0 ? ' (the bootstrap node)' : ' (not the bootstrap node)'}`)
 console.log(machineLine())
 console.log(await loadLine())
 
 const cluster = new Cluster({ names: [NAME], prefix: 'dm-bench-prop-' })
 try {
   const tSetup = now()
-  await cluster.create(N)
+  // star: every node bootstraps from n0 (as test/helpers/cluster.ts).
+  // random: from n0 and up to 2 random earlier nodes, so joining does not depend on n0 accepting everyone.
+  const pick = (nodes, k) => [...nodes].sort(() => Math.random() - 0.5).slice(0, k)
+  await cluster.create(N, opts.topology === 'star' ? {} : { bootstrap: (i, nodes) => [nodes[0], ...pick(nodes.slice(1, i), 2)] })
   // Progress lines for big clusters, at most one every 10 s.
   let lastNote = now()
-  const note = (what) => (done, total) => {
+  const note = (what) => (done, total, pending = []) => {
     if (N >= 30 && (now() - lastNote > 10_000 || done === total)) {
       lastNote = now()
-      console.log(`  ${((now() - tSetup) / 1000).toFixed(0)} s: ${done}/${total} ${what}, load average ${os.loadavg()[0].toFixed(1)}`)
+      const short = pending.length > 0 ? ` (not yet: ${pending.slice(0, 8).map(n => n.name).join(' ')}${pending.length > 8 ? ' ...' : ''})` : ''
+      console.log(`  ${((now() - tSetup) / 1000).toFixed(0)} s: ${done}/${total} ${what}, load average ${os.loadavg()[0].toFixed(1)}${short}`)
     }
   }
   await cluster.startAll({ concurrency: opts.concurrency, progress: note('daemons ready') })
   const tStarted = now()
-  await cluster.waitConnected({ min: 1, timeoutMs: opts.connectTimeout, pollMs: N >= 30 ? 1000 : 250, progress: note('daemons with a peer') })
+  await cluster.waitConnected({ min: 1, timeoutMs: opts.connectTimeout, pollMs: N >= 30 ? 1000 : 250, progress: note('daemons with a peer'), stallMs: opts.stall })
   const tConnected = now()
   // CPU of all daemons together (utime+stime from /proc) while the mesh is idle, then per publish.
   const meshTicks = () => cluster.nodes.reduce((sum, n) => sum + procStats(n.pid).ticks, 0)

@@ -11,6 +11,10 @@ export type ErrorCode =
   | 'ERR_NAME_INVALID'
   // envelope / wire decoding
   | 'ERR_DECODE'
+  // a peer or a stream too slow: honest peers hit it too, so it is not logged like an attack
+  | 'ERR_TIMEOUT'
+  // a bounded queue is full: the work is dropped, and the next anti-entropy round asks again
+  | 'ERR_BUSY'
   // acceptance policy (see src/policy/accept.ts)
   | 'ERR_NAME_NOT_ALLOWED'
   | 'ERR_SIGNER_NOT_ALLOWED'

@@ -4,14 +4,15 @@ import net from 'node:net'
 import path from 'node:path'
 import { DmError, describeError } from '../errors.js'
 import type { SignedVersion } from '../format/version.js'
-import type { IngestResult } from '../sync/engine.js'
+import type { Refusal } from '../policy/accept.js'
 import { decodePublishBody, MAX_PUBLISH_BODY_BYTES, type PeerInfoJson, type StatusInfo, type VersionInfo } from './wire.js'
 
 /** Socket mode: the daemon's user and group may call the API, nobody else. */
 export const SOCKET_MODE = 0o660
 
 export interface ApiHandlers {
-  publish: (v: SignedVersion, content: Uint8Array) => Promise<IngestResult>
+  /** Stores a version; ok only once it is committed here. */
+  publish: (v: SignedVersion, content: Uint8Array) => Promise<{ ok: true } | Refusal>
   list: () => VersionInfo[]
   peers: () => PeerInfoJson[]
   status: () => StatusInfo
@@ -83,7 +84,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
     if (req.method === 'POST' && url === '/v1/versions') {
       const { version, content } = decodePublishBody(await readBody(req, MAX_PUBLISH_BODY_BYTES))
       const result = await h.publish(version, content)
-      if (result.ok) send(res, 200, { ok: true, committed: result.committed, name: version.name })
+      if (result.ok) send(res, 200, { ok: true, name: version.name })
       else send(res, result.code === 'ERR_STORE_IO' ? 500 : 422, { ok: false, code: result.code, reason: result.reason })
     } else if (req.method === 'GET' && url === '/v1/versions') {
       send(res, 200, h.list())

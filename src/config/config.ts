@@ -3,6 +3,7 @@
  * named constant with the reason for its value; config.example.toml documents
  * the TOML spelling of every field.
  */
+import { LAN_PROFILE, type ProfileName, type Tuning } from './tuning.js'
 
 /** Where the upstream tool keeps its config; every command defaults to it. */
 export const DEFAULT_CONFIG_PATH = '/etc/data-mesher/dm.toml'
@@ -10,12 +11,6 @@ export const DEFAULT_STATE_DIR = '/var/lib/data-mesher'
 export const DEFAULT_API_SOCKET = '/run/data-mesher/api.sock'
 /** 7946 is the port memberlist and upstream data-mesher use. */
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7946']
-/** 30 s as upstream: a missed push is repaired within a minute, at one small exchange per interval. */
-export const DEFAULT_PUSH_PULL_INTERVAL_MS = 30_000
-/** Peers each new version is pushed to at once. Flooding over a bounded mesh reaches all nodes in a few hops. */
-export const DEFAULT_PUSH_FANOUT = 8
-/** Connections each node keeps. Enough for a small graph diameter, few enough for 1,000 nodes. */
-export const DEFAULT_TARGET_PEERS = 8
 /** How far ahead of the local clock a timestamp may be before it is refused for now. */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
 
@@ -38,12 +33,8 @@ export interface NetworkConfig {
   bootstrap: string[]
   /** Discover peers on the LAN with mDNS. Off: most fleets span networks, and it announces the node. */
   mdns: boolean
-  /** Interval of the push-pull anti-entropy exchange with one random peer. Lower repairs faster, costs one index exchange per interval. */
-  pushPullIntervalMs: number
-  /** Peers a new version is pushed to at once. Higher spreads faster, costs duplicates. */
-  pushFanout: number
-  /** Connections the node keeps open; it dials known members until it has this many. */
-  targetPeers: number
+  /** The tuning profile the knobs start from (src/config/tuning.ts); `lan` unless testing on one machine. */
+  profile: ProfileName
 }
 
 export interface ApiConfig {
@@ -67,6 +58,8 @@ export interface Config {
   metrics: MetricsConfig
   /** The allowlist: file name to its signers' raw 32-byte public keys. */
   files: Map<string, Uint8Array[]>
+  /** Every knob of the sync core and the mesh: the profile with the TOML overrides applied. */
+  tuning: Tuning
 }
 
 export function defaultConfig (): Config {
@@ -79,12 +72,11 @@ export function defaultConfig (): Config {
       listen: [...DEFAULT_LISTEN],
       bootstrap: [],
       mdns: false,
-      pushPullIntervalMs: DEFAULT_PUSH_PULL_INTERVAL_MS,
-      pushFanout: DEFAULT_PUSH_FANOUT,
-      targetPeers: DEFAULT_TARGET_PEERS
+      profile: 'lan'
     },
     api: { socket: DEFAULT_API_SOCKET },
     metrics: { listen: '' },
-    files: new Map()
+    files: new Map(),
+    tuning: { ...LAN_PROFILE }
   }
 }

@@ -1,10 +1,12 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { parse as parseToml, TomlError } from 'smol-toml'
+import * as v from 'valibot'
 import { DmError } from '../errors.js'
 import { parsePublicKeyBase64 } from '../crypto/keys.js'
 import { nameProblem, printable } from '../format/names.js'
 import { defaultConfig, LOG_LEVELS, type Config } from './config.js'
+import { PROFILE_NAMES, tuningFor } from './tuning.js'
 
 /** Thrown with every problem found, one line each, so an operator fixes them in one go. */
 export class ConfigError extends DmError {
@@ -13,7 +15,74 @@ export class ConfigError extends DmError {
   }
 }
 
-type Table = Record<string, unknown>
+/*
+ * The TOML schema, declared once: every key, its type, range and message. The
+ * loader reports every violation as one line naming the key; what the schema
+ * cannot say (file names, keys, name collisions) is checked after it.
+ */
+
+const MAX_SKEW_MS = 7 * 24 * 3600 * 1000
+
+const str = (nonEmpty: boolean) => v.pipe(
+  v.string('must be a string'),
+  v.check(s => !nonEmpty || s !== '', 'must not be empty')
+)
+const int = (min: number, max: number) => v.pipe(
+  v.number(`must be a whole number from ${min} to ${max}`),
+  v.check(n => Number.isInteger(n) && n >= min && n <= max, `must be a whole number from ${min} to ${max}`)
+)
+const oneOf = (allowed: readonly string[]) => v.picklist(allowed, `must be one of ${allowed.join(', ')}`)
+const bool = v.boolean('must be true or false')
+/** Shape only: a full multiaddr parse loads libp2p code, so it waits for checkAddresses(). */
+const multiaddrs = (needPeerId: boolean) => v.array(
+  v.pipe(
+    v.string('must be a multiaddr string'),
+    v.check(s => s.startsWith('/'), issue => `"${printable(String(issue.input))}" is not a multiaddr (it must start with "/")`),
+    v.check(s => !needPeerId || /\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(s), issue => `"${printable(String(issue.input))}" must end in /p2p/<peer id> (see dm id)`)
+  ),
+  'must be a list of multiaddr strings'
+)
+const table = <T extends v.ObjectEntries>(entries: T) => v.strictObject(entries)
+
+const schema = table({
+  state_dir: v.optional(str(true)),
+  log_level: v.optional(oneOf(LOG_LEVELS)),
+  max_clock_skew_ms: v.optional(int(0, MAX_SKEW_MS)),
+  network: v.optional(table({
+    id: v.optional(str(true)),
+    listen: v.optional(multiaddrs(false)),
+    bootstrap: v.optional(multiaddrs(true)),
+    mdns: v.optional(bool),
+    profile: v.optional(oneOf(PROFILE_NAMES)),
+    push_pull_interval_ms: v.optional(int(100, 24 * 3600 * 1000)),
+    push_fanout: v.optional(int(1, 64)),
+    target_peers: v.optional(int(1, 256))
+  })),
+  api: v.optional(table({
+    socket: v.optional(str(true))
+  })),
+  metrics: v.optional(table({
+    listen: v.optional(v.pipe(
+      str(false),
+      v.check(s => s === '' || /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}$/.test(s),
+        issue => `"${printable(String(issue.input))}" must be a loopback host:port such as 127.0.0.1:9464`)
+    ))
+  })),
+  files: v.optional(v.record(v.string(), v.unknown()))
+})
+
+type Doc = v.InferOutput<typeof schema>
+
+/** Every key the loader accepts, as `table.key` (config.example.toml must document each). */
+export function knownKeys (): string[] {
+  const out: string[] = []
+  for (const [key, entry] of Object.entries(schema.entries)) {
+    out.push(key)
+    const inner = (entry as { wrapped?: { entries?: Record<string, unknown> } }).wrapped?.entries
+    if (key !== 'files' && inner !== undefined) for (const k of Object.keys(inner)) out.push(`${key}.${k}`)
+  }
+  return out
+}
 
 /** Reads and validates a config file. Relative paths in it are relative to its directory. */
 export function loadConfig (file: string): Config {
@@ -29,169 +98,124 @@ export function loadConfig (file: string): Config {
 }
 
 export function parseConfig (text: string, source = 'config'): Config {
-  let doc: Table
+  let raw: unknown
   try {
-    doc = parseToml(text) as Table
+    raw = parseToml(text)
   } catch (err) {
     const msg = err instanceof TomlError ? `bad TOML at line ${err.line}, column ${err.column}: ${err.message.split('\n')[0]}` : `bad TOML: ${(err as Error).message}`
     throw new ConfigError(source, [msg])
   }
-  const v = new Validator(source)
+  const result = v.safeParse(schema, raw, { abortEarly: false, abortPipeEarly: true })
+  const problems = result.success ? [] : inDocumentOrder(raw, result.issues).map(describeIssue)
+  // The allowlist is checked even when the rest failed, so every problem is reported together.
+  const filesRaw = (raw as Record<string, unknown>).files
+  const files = isTable(filesRaw) ? allowlist(filesRaw, problems) : new Map<string, Uint8Array[]>()
+  if (problems.length > 0 || !result.success) throw new ConfigError(source, problems)
+  return build(result.output, files, path.dirname(path.resolve(source)))
+}
+
+function build (doc: Doc, files: Map<string, Uint8Array[]>, baseDir: string): Config {
   const cfg = defaultConfig()
-  const baseDir = path.dirname(path.resolve(source))
-
-  v.known(doc, '', ['state_dir', 'log_level', 'max_clock_skew_ms', 'network', 'api', 'metrics', 'files'])
-  cfg.stateDir = path.resolve(baseDir, v.string(doc, 'state_dir', cfg.stateDir, true))
-  cfg.logLevel = v.oneOf(doc, 'log_level', LOG_LEVELS, cfg.logLevel)
-  cfg.maxClockSkewMs = v.integer(doc, 'max_clock_skew_ms', cfg.maxClockSkewMs, 0, 7 * 24 * 3600 * 1000)
-
-  const net = v.table(doc, 'network')
-  if (net !== undefined) {
-    v.known(net, 'network.', ['id', 'listen', 'bootstrap', 'mdns', 'push_pull_interval_ms', 'push_fanout', 'target_peers'])
-    cfg.network.id = v.string(net, 'id', cfg.network.id, true, 'network.')
-    cfg.network.listen = v.multiaddrs(net, 'listen', cfg.network.listen, false)
-    cfg.network.bootstrap = v.multiaddrs(net, 'bootstrap', cfg.network.bootstrap, true)
-    cfg.network.mdns = v.boolean(net, 'mdns', cfg.network.mdns, 'network.')
-    cfg.network.pushPullIntervalMs = v.integer(net, 'push_pull_interval_ms', cfg.network.pushPullIntervalMs, 100, 24 * 3600 * 1000, 'network.')
-    cfg.network.pushFanout = v.integer(net, 'push_fanout', cfg.network.pushFanout, 1, 64, 'network.')
-    cfg.network.targetPeers = v.integer(net, 'target_peers', cfg.network.targetPeers, 1, 256, 'network.')
+  const net = doc.network ?? {}
+  cfg.stateDir = path.resolve(baseDir, doc.state_dir ?? cfg.stateDir)
+  cfg.logLevel = doc.log_level as Config['logLevel'] ?? cfg.logLevel
+  cfg.maxClockSkewMs = doc.max_clock_skew_ms ?? cfg.maxClockSkewMs
+  cfg.network = {
+    id: net.id ?? cfg.network.id,
+    listen: net.listen ?? cfg.network.listen,
+    bootstrap: net.bootstrap ?? cfg.network.bootstrap,
+    mdns: net.mdns ?? cfg.network.mdns,
+    profile: net.profile as Config['network']['profile'] ?? cfg.network.profile
   }
-
-  const api = v.table(doc, 'api')
-  if (api !== undefined) {
-    v.known(api, 'api.', ['socket'])
-    cfg.api.socket = path.resolve(baseDir, v.string(api, 'socket', cfg.api.socket, true, 'api.'))
-  }
-
-  const metrics = v.table(doc, 'metrics')
-  if (metrics !== undefined) {
-    v.known(metrics, 'metrics.', ['listen'])
-    cfg.metrics.listen = v.string(metrics, 'listen', cfg.metrics.listen, false, 'metrics.')
-    if (cfg.metrics.listen !== '' && !/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}$/.test(cfg.metrics.listen)) {
-      v.problem(`metrics.listen: "${printable(cfg.metrics.listen)}" must be a loopback host:port such as 127.0.0.1:9464`)
-    }
-  }
-
-  const files = v.table(doc, 'files')
-  if (files !== undefined) cfg.files = v.allowlist(files)
-
-  v.finish()
+  cfg.tuning = tuningFor(cfg.network.profile, {
+    ...(net.push_pull_interval_ms !== undefined ? { pushPullIntervalMs: net.push_pull_interval_ms } : {}),
+    ...(net.push_fanout !== undefined ? { pushFanout: net.push_fanout } : {}),
+    ...(net.target_peers !== undefined ? { targetPeers: net.target_peers } : {})
+  })
+  cfg.api.socket = path.resolve(baseDir, doc.api?.socket ?? cfg.api.socket)
+  cfg.metrics.listen = doc.metrics?.listen ?? cfg.metrics.listen
+  cfg.files = files
   return cfg
 }
 
-class Validator {
-  private readonly problems: string[] = []
-  constructor (private readonly source: string) {}
-
-  problem (p: string): void { this.problems.push(p) }
-
-  finish (): void {
-    if (this.problems.length > 0) throw new ConfigError(this.source, this.problems)
+/** One line per schema violation, naming the key as the operator wrote it. */
+function describeIssue (issue: v.BaseIssue<unknown>): string {
+  const keys = (issue.path ?? []).map(p => p.key as string | number)
+  const where = keys.map((k, i) => typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`).join('')
+  if (issue.type === 'strict_object' && issue.expected === 'never') {
+    const parent = keys.slice(0, -1).join('.')
+    const siblings = Object.keys(entriesAt(keys.slice(0, -1) as string[]))
+    return `unknown key "${printable(where)}" (known: ${siblings.map(k => parent === '' ? k : `${parent}.${k}`).join(', ')})`
   }
+  if (issue.type === 'strict_object') return `"${where}" must be a table ([${where}])`
+  if (issue.type === 'record') return `"${where}" must be a table ([${where}])`
+  return `${where}: ${issue.message}`
+}
 
-  known (t: Table, prefix: string, keys: string[]): void {
-    for (const k of Object.keys(t)) {
-      if (!keys.includes(k)) this.problem(`unknown key "${prefix}${printable(k)}" (known: ${keys.map(x => prefix + x).join(', ')})`)
-    }
-  }
-
-  table (t: Table, key: string): Table | undefined {
-    const val = t[key]
-    if (val === undefined) return undefined
-    if (typeof val !== 'object' || val === null || Array.isArray(val) || val instanceof Date) {
-      this.problem(`"${key}" must be a table ([${key}])`)
-      return undefined
-    }
-    return val as Table
-  }
-
-  string (t: Table, key: string, def: string, nonEmpty: boolean, prefix = ''): string {
-    const val = t[key]
-    if (val === undefined) return def
-    if (typeof val !== 'string') { this.problem(`${prefix}${key}: must be a string`); return def }
-    if (nonEmpty && val === '') { this.problem(`${prefix}${key}: must not be empty`); return def }
-    return val
-  }
-
-  boolean (t: Table, key: string, def: boolean, prefix = ''): boolean {
-    const val = t[key]
-    if (val === undefined) return def
-    if (typeof val !== 'boolean') { this.problem(`${prefix}${key}: must be true or false`); return def }
-    return val
-  }
-
-  integer (t: Table, key: string, def: number, min: number, max: number, prefix = ''): number {
-    const val = t[key]
-    if (val === undefined) return def
-    const n = typeof val === 'bigint' ? Number(val) : val
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-      this.problem(`${prefix}${key}: must be a whole number from ${min} to ${max}`)
-      return def
-    }
-    return n
-  }
-
-  oneOf<T extends string> (t: Table, key: string, allowed: readonly T[], def: T): T {
-    const val = t[key]
-    if (val === undefined) return def
-    if (typeof val !== 'string' || !allowed.includes(val as T)) {
-      this.problem(`${key}: must be one of ${allowed.join(', ')}`)
-      return def
-    }
-    return val as T
-  }
-
-  /** Shape only: a full multiaddr parse loads libp2p code, so it waits for checkAddresses(). */
-  multiaddrs (t: Table, key: string, def: string[], needPeerId: boolean): string[] {
-    const val = t[key]
-    if (val === undefined) return def
-    if (!Array.isArray(val) || !val.every(x => typeof x === 'string')) {
-      this.problem(`network.${key}: must be a list of multiaddr strings`)
-      return def
-    }
-    val.forEach((s: string, i: number) => {
-      if (!s.startsWith('/')) this.problem(`network.${key}[${i}]: "${printable(s)}" is not a multiaddr (it must start with "/")`)
-      else if (needPeerId && !/\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(s)) this.problem(`network.${key}[${i}]: "${printable(s)}" must end in /p2p/<peer id> (see dm id)`)
-    })
-    return val
-  }
-
-  allowlist (files: Table): Map<string, Uint8Array[]> {
-    const out = new Map<string, Uint8Array[]>()
-    for (const [name, signers] of Object.entries(files)) {
-      const where = `files."${printable(name)}"`
-      const problem = nameProblem(name)
-      if (problem !== undefined) { this.problem(`${where}: bad name: ${problem}`); continue }
-      if (!Array.isArray(signers) || signers.length === 0) {
-        this.problem(`${where}: must be a non-empty list of base64 Ed25519 public keys`)
-        continue
-      }
-      const keys: Uint8Array[] = []
-      const seen = new Set<string>()
-      signers.forEach((s: unknown, i: number) => {
-        const key = parsePublicKeyBase64(s as string)
-        if (typeof key === 'string') { this.problem(`${where}[${i}]: key ${key}`); return }
-        const id = Buffer.from(key).toString('base64')
-        if (seen.has(id)) { this.problem(`${where}[${i}]: duplicate signer ${id}`); return }
-        seen.add(id)
-        keys.push(key)
-      })
-      out.set(name, keys)
-    }
-    // "a" as a file and "a/b" need "a" to be both a file and a directory.
-    for (const name of out.keys()) {
-      const segs = name.split('/')
-      for (let i = 1; i < segs.length; i++) {
-        const dir = segs.slice(0, i).join('/')
-        if (out.has(dir)) this.problem(`files."${dir}": is a file, but files."${name}" needs it as a directory`)
-        // The store keeps the envelope of "a" at versions/a.sig, a file, which "a.sig/b" needs as a directory.
-        if (dir.endsWith('.sig') && out.has(dir.slice(0, -4))) {
-          this.problem(`files."${dir.slice(0, -4)}": its envelope is the file versions/${dir}, but files."${name}" needs that path as a directory`)
-        }
-      }
+/** Issues sorted as their keys appear in the file, so the report reads top to bottom. */
+function inDocumentOrder (raw: unknown, issues: Array<v.BaseIssue<unknown>>): Array<v.BaseIssue<unknown>> {
+  const position = (issue: v.BaseIssue<unknown>): number[] => {
+    const out: number[] = []
+    let node = raw
+    for (const p of issue.path ?? []) {
+      out.push(isTable(node) ? Object.keys(node).indexOf(String(p.key)) : Number(p.key))
+      node = isTable(node) ? node[String(p.key)] : Array.isArray(node) ? node[Number(p.key)] : undefined
     }
     return out
   }
+  const cmp = (a: number[], b: number[]): number => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i]
+    return a.length - b.length
+  }
+  return issues.map(issue => ({ issue, at: position(issue) })).sort((x, y) => cmp(x.at, y.at)).map(x => x.issue)
+}
+
+function entriesAt (keys: string[]): Record<string, unknown> {
+  let entries: Record<string, unknown> = schema.entries
+  for (const k of keys) entries = (entries[k] as { wrapped?: { entries?: Record<string, unknown> } }).wrapped?.entries ?? {}
+  return entries
+}
+
+function isTable (x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Date)
+}
+
+/** The [files] table: valid names, each with a non-empty list of distinct valid keys, and no name that is another's directory. */
+function allowlist (files: Record<string, unknown>, problems: string[]): Map<string, Uint8Array[]> {
+  const out = new Map<string, Uint8Array[]>()
+  for (const [name, signers] of Object.entries(files)) {
+    const where = `files."${printable(name)}"`
+    const problem = nameProblem(name)
+    if (problem !== undefined) { problems.push(`${where}: bad name: ${problem}`); continue }
+    if (!Array.isArray(signers) || signers.length === 0) {
+      problems.push(`${where}: must be a non-empty list of base64 Ed25519 public keys`)
+      continue
+    }
+    const keys: Uint8Array[] = []
+    const seen = new Set<string>()
+    signers.forEach((s: unknown, i: number) => {
+      const key = parsePublicKeyBase64(s as string)
+      if (typeof key === 'string') { problems.push(`${where}[${i}]: key ${key}`); return }
+      const id = Buffer.from(key).toString('base64')
+      if (seen.has(id)) { problems.push(`${where}[${i}]: duplicate signer ${id}`); return }
+      seen.add(id)
+      keys.push(key)
+    })
+    out.set(name, keys)
+  }
+  // "a" as a file and "a/b" need "a" to be both a file and a directory.
+  for (const name of out.keys()) {
+    const segs = name.split('/')
+    for (let i = 1; i < segs.length; i++) {
+      const dir = segs.slice(0, i).join('/')
+      if (out.has(dir)) problems.push(`files."${dir}": is a file, but files."${name}" needs it as a directory`)
+      // The store keeps the envelope of "a" at versions/a.sig, a file, which "a.sig/b" needs as a directory.
+      if (dir.endsWith('.sig') && out.has(dir.slice(0, -4))) {
+        problems.push(`files."${dir.slice(0, -4)}": its envelope is the file versions/${dir}, but files."${name}" needs that path as a directory`)
+      }
+    }
+  }
+  return out
 }
 
 /**

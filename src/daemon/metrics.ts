@@ -13,7 +13,8 @@ export interface MetricsSink {
   bytes: (direction: 'in' | 'out', n: number) => void
 }
 
-export const noMetrics: MetricsSink = { accepted () {}, refused () {}, round () {}, bytes () {} }
+/** Metrics off: the sink drops everything, and there is nothing to close. */
+export const noMetrics: MetricsServer = { sink: { accepted () {}, refused () {}, round () {}, bytes () {} }, async close () {} }
 
 export interface MetricsSources {
   peersConnected: () => number

@@ -144,6 +144,11 @@ export function versionId (v: SignedVersion): Uint8Array {
  * timestamps the larger version id wins (bytewise), so all nodes pick the same.
  * Returns >0 when a is newer, <0 when b is, 0 when they are the same version.
  */
+/** An expired version keeps its envelope (so older versions stay refused) but loses its file. */
+export function isExpired (v: Pick<SignedVersion, 'expiresAtMs'>, nowMs: number): boolean {
+  return v.expiresAtMs !== 0 && v.expiresAtMs <= nowMs
+}
+
 export function compareVersions (a: { timestampMs: number, id: Uint8Array }, b: { timestampMs: number, id: Uint8Array }): number {
   if (a.timestampMs !== b.timestampMs) return a.timestampMs > b.timestampMs ? 1 : -1
   return Buffer.compare(a.id, b.id)

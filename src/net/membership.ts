@@ -3,7 +3,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import PQueue from 'p-queue'
 import { describeError } from '../errors.js'
 import type { PeerInfo } from '../protocol/messages.js'
-import type { PeerExchange } from '../sync/engine.js'
+import type { Tuning } from '../config/tuning.js'
+import type { PeerExchange } from '../sync/transport.js'
 import { sample, systemClock, type Clock } from '../util/clock.js'
 import { silentLog, type Log } from '../util/log.js'
 import type { MeshNode } from './node.js'
@@ -14,18 +15,6 @@ import type { MeshNode } from './node.js'
  * identify (a peer's own listen addresses) and from peers' samples in
  * push-pull summaries, so the mesh does not stay a star around bootstrap nodes.
  */
-
-/** Members remembered at most; further strangers are ignored, so a peer cannot flood this table. */
-export const MAX_KNOWN_MEMBERS = 4096
-/** Members one peer may introduce in all; the rest of its gossip about members is ignored. */
-export const MAX_INTRODUCED_PER_PEER = 64
-/** How often the connection count is checked and topped up. */
-export const MAINTAIN_INTERVAL_MS = 1000
-/** Redial backoff: doubles from the base per consecutive failure, up to the cap. */
-export const REDIAL_BASE_MS = 500
-export const REDIAL_MAX_MS = 60_000
-const MAX_PARALLEL_DIALS = 4
-const DIAL_TIMEOUT_MS = 5000
 
 export interface Member {
   id: string
@@ -42,12 +31,13 @@ export interface MembershipInit {
   bootstrap: string[]
   /** Members remembered from an earlier run (peers.json). */
   remembered?: PeerInfo[]
-  targetPeers: number
+  tuning: Pick<Tuning, 'targetPeers' | 'maintainIntervalMs' | 'maxParallelDials' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs' |
+  'maxKnownMembers' | 'maxIntroducedPerPeer' | 'savePeersIntervalMs'>
+  /** Saves the members worth remembering (peers.json); called periodically and at stop. May throw; the error is logged. */
+  save?: (peers: PeerInfo[]) => void
   log?: Log
   clock?: Clock
   random?: () => number
-  /** Called when we open a connection to a peer (a join or rejoin). Must not block. */
-  onOutboundConnection?: (peer: string) => void
 }
 
 export interface Membership extends PeerExchange {
@@ -63,10 +53,13 @@ export function createMembership (init: MembershipInit): Membership {
   const log = init.log ?? silentLog
   const clock = init.clock ?? systemClock
   const random = init.random ?? Math.random
+  const { tuning } = init
   const self = node.peerId.toString()
+  const joinListeners: Array<(peer: string) => void> = []
   const known = new Map<string, Omit<Member, 'connected'>>()
-  const dials = new PQueue({ concurrency: MAX_PARALLEL_DIALS })
+  const dials = new PQueue({ concurrency: tuning.maxParallelDials })
   let timer: NodeJS.Timeout | undefined
+  let saveTimer: NodeJS.Timeout | undefined
 
   /** Members introduced by each peer (hearsay), to bound what one peer can add. */
   const introduced = new Map<string, number>()
@@ -83,7 +76,7 @@ export function createMembership (init: MembershipInit): Membership {
       if (addrs.length > 0) m.addrs = addrs
       return false
     }
-    if (known.size >= MAX_KNOWN_MEMBERS) {
+    if (known.size >= tuning.maxKnownMembers) {
       if (source === 'hearsay') return false
       const evictable = [...known.values()].find(x => x.lastSeenMs === undefined && !x.bootstrap)
       if (evictable === undefined) return false
@@ -116,12 +109,12 @@ export function createMembership (init: MembershipInit): Membership {
 
   async function dial (m: Omit<Member, 'connected'>): Promise<void> {
     try {
-      await node.dial(m.addrs.map(a => multiaddr(a)) as Multiaddr[], { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+      await node.dial(m.addrs.map(a => multiaddr(a)) as Multiaddr[], { signal: AbortSignal.timeout(tuning.dialTimeoutMs) })
       m.failures = 0
       m.lastSeenMs = clock.nowMs()
     } catch (err) {
       m.failures++
-      const backoff = Math.min(REDIAL_BASE_MS * 2 ** m.failures, REDIAL_MAX_MS)
+      const backoff = Math.min(tuning.redialBaseMs * 2 ** m.failures, tuning.redialMaxMs)
       m.nextDialAtMs = clock.nowMs() + backoff * (0.5 + random() / 2)
       log.debug({ peer: m.id, failures: m.failures, err: describeError(err) }, 'dial failed')
     }
@@ -129,11 +122,25 @@ export function createMembership (init: MembershipInit): Membership {
 
   function maintain (): void {
     const connected = connectedSet()
-    const missing = init.targetPeers - connected.size
+    const missing = tuning.targetPeers - connected.size
     if (missing <= 0 || dials.size + dials.pending > 0) return
     const now = clock.nowMs()
     const candidates = [...known.values()].filter(m => !connected.has(m.id) && m.addrs.length > 0 && m.nextDialAtMs <= now)
     for (const m of sample(candidates, missing, random)) void dials.add(async () => await dial(m))
+  }
+
+  /** Members seen, with addresses, most recent first. */
+  function snapshot (): PeerInfo[] {
+    return [...known.values()].filter(m => m.lastSeenMs !== undefined && m.addrs.length > 0)
+      .sort((a, b) => (b.lastSeenMs ?? 0) - (a.lastSeenMs ?? 0)).map(m => ({ id: m.id, addrs: m.addrs }))
+  }
+
+  function persist (): void {
+    try {
+      init.save?.(snapshot())
+    } catch (err) {
+      log.warn({ err: describeError(err) }, 'cannot save the members seen')
+    }
   }
 
   node.addEventListener('peer:identify', evt => {
@@ -143,7 +150,7 @@ export function createMembership (init: MembershipInit): Membership {
     if (m !== undefined) { m.lastSeenMs = clock.nowMs(); m.failures = 0 }
   })
   node.addEventListener('connection:open', evt => {
-    if (evt.detail.direction === 'outbound') init.onOutboundConnection?.(evt.detail.remotePeer.toString())
+    if (evt.detail.direction === 'outbound') for (const l of joinListeners) l(evt.detail.remotePeer.toString())
   })
   node.addEventListener('peer:disconnect', () => { setImmediate(maintain) })
   node.addEventListener('peer:discovery', evt => {
@@ -154,21 +161,23 @@ export function createMembership (init: MembershipInit): Membership {
   return {
     start () {
       maintain()
-      timer = setInterval(maintain, MAINTAIN_INTERVAL_MS)
+      timer = setInterval(maintain, tuning.maintainIntervalMs)
       timer.unref()
+      saveTimer = setInterval(persist, tuning.savePeersIntervalMs)
+      saveTimer.unref()
     },
     stop () {
       clearInterval(timer)
+      clearInterval(saveTimer)
       dials.clear()
+      persist()
     },
+    onJoin (listener) { joinListeners.push(listener) },
     members () {
       const connected = connectedSet()
       return [...known.values()].map(m => ({ ...m, connected: connected.has(m.id) }))
     },
-    snapshot () {
-      return [...known.values()].filter(m => m.lastSeenMs !== undefined && m.addrs.length > 0)
-        .sort((a, b) => (b.lastSeenMs ?? 0) - (a.lastSeenMs ?? 0)).map(m => ({ id: m.id, addrs: m.addrs }))
-    },
+    snapshot,
     sample (n) {
       const connected = connectedSet()
       const good = [...known.values()].filter(m => m.addrs.length > 0 && (connected.has(m.id) || m.failures === 0))
@@ -176,7 +185,7 @@ export function createMembership (init: MembershipInit): Membership {
     },
     learn (peers: PeerInfo[], from: string) {
       for (const p of peers) {
-        if ((introduced.get(from) ?? 0) >= MAX_INTRODUCED_PER_PEER) return
+        if ((introduced.get(from) ?? 0) >= tuning.maxIntroducedPerPeer) return
         try {
           peerIdFromString(p.id)
         } catch {
@@ -184,7 +193,7 @@ export function createMembership (init: MembershipInit): Membership {
           continue
         }
         if (!known.has(p.id) && remember(p.id, cleanAddrs(p.id, p.addrs), 'hearsay')) {
-          if (introduced.size >= MAX_KNOWN_MEMBERS) introduced.clear()
+          if (introduced.size >= tuning.maxKnownMembers) introduced.clear()
           introduced.set(from, (introduced.get(from) ?? 0) + 1)
         }
       }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { ErrorCode } from '../errors.js'
 import {
-  EMPTY_SHA256, MAX_CONTENT_BYTES, VersionKind, compareVersions, signatureIsValid, versionId,
+  EMPTY_SHA256, MAX_CONTENT_BYTES, VersionKind, compareVersions, isExpired, signatureIsValid, versionId,
   type SignedVersion
 } from '../format/version.js'
 import { printable } from '../format/names.js'
@@ -24,6 +24,14 @@ export interface PolicyContext {
 export interface HeldVersion {
   timestampMs: number
   id: Uint8Array
+  /** False when its content is missing on disk: the same version may then be taken again. Absent means present. */
+  present?: boolean
+}
+
+/** A held version as the rules below see it: which name, and who signed it. */
+export interface HeldSigned extends HeldVersion {
+  name: string
+  version: { signer: Uint8Array, expiresAtMs: number }
 }
 
 export type Verdict =
@@ -47,9 +55,34 @@ export function signersFor (ctx: Pick<PolicyContext, 'allowlist'>, name: string)
   return ctx.allowlist.get(name)
 }
 
-/** Whether `signer` is listed for `name` now. A held version whose signer was removed counts as revoked. */
+/** Whether `signer` is listed for `name` now. */
 export function signerAllowed (ctx: Pick<PolicyContext, 'allowlist'>, name: string, signer: Uint8Array): boolean {
   return signersFor(ctx, name)?.some(k => Buffer.from(k).equals(signer)) === true
+}
+
+/**
+ * The revocation rule: a held version whose signer is no longer listed for its
+ * name neither blocks a newer-signed or older-signed replacement nor is
+ * offered to peers. What is held "for ordering" is then nothing.
+ */
+export function effectiveHeld<H extends HeldSigned> (ctx: Pick<PolicyContext, 'allowlist'>, held: H | undefined): H | undefined {
+  return held !== undefined && signerAllowed(ctx, held.name, held.version.signer) ? held : undefined
+}
+
+/**
+ * The one order between versions of a name: a candidate replaces what is held
+ * when it is later in the total order (timestamp, then version id), or is the
+ * same version whose content went missing.
+ */
+export function supersedes (candidate: HeldVersion, held: HeldVersion | undefined): boolean {
+  if (held === undefined) return true
+  const order = compareVersions(candidate, held)
+  return order > 0 || (order === 0 && held.present === false)
+}
+
+/** What a node advertises to its peers: held with its content, not expired, not revoked. */
+export function advertisable (ctx: Pick<PolicyContext, 'allowlist' | 'nowMs'>, held: HeldSigned): boolean {
+  return held.present !== false && !isExpired(held.version, ctx.nowMs) && effectiveHeld(ctx, held) !== undefined
 }
 
 /**
@@ -80,14 +113,11 @@ export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ct
     return refuse('ERR_EXPIRED', `version of "${printable(v.name)}" expired at ${iso(v.expiresAtMs)}`)
   }
   const id = versionId(v)
-  if (held !== undefined) {
-    const order = compareVersions({ timestampMs: v.timestampMs, id }, held)
-    if (order === 0) return refuse('ERR_ALREADY_HELD', `this version of "${printable(v.name)}" is already held`)
-    if (order < 0) {
-      return refuse('ERR_STALE', held.timestampMs === v.timestampMs
-        ? `"${printable(v.name)}" has another version with the same timestamp that wins the tie-break`
-        : `"${printable(v.name)}" signed at ${iso(v.timestampMs)} is not newer than the held version (${iso(held.timestampMs)})`)
-    }
+  if (held !== undefined && !supersedes({ timestampMs: v.timestampMs, id }, held)) {
+    if (compareVersions({ timestampMs: v.timestampMs, id }, held) === 0) return refuse('ERR_ALREADY_HELD', `this version of "${printable(v.name)}" is already held`)
+    return refuse('ERR_STALE', held.timestampMs === v.timestampMs
+      ? `"${printable(v.name)}" has another version with the same timestamp that wins the tie-break`
+      : `"${printable(v.name)}" signed at ${iso(v.timestampMs)} is not newer than the held version (${iso(held.timestampMs)})`)
   }
   // The signature is checked before the clock: a future-dated refusal says
   // "retryable", which must never be said of a forgery.

@@ -4,9 +4,9 @@ import path from 'node:path'
 import { DmError, describeError } from '../errors.js'
 import { assertValidName, printable } from '../format/names.js'
 import {
-  VersionKind, compareVersions, decodeEnvelope, encodeEnvelope, hex, versionId, type SignedVersion
+  VersionKind, decodeEnvelope, encodeEnvelope, hex, isExpired, versionId, type SignedVersion
 } from '../format/version.js'
-import type { HeldVersion } from '../policy/accept.js'
+import { supersedes, type HeldVersion } from '../policy/accept.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { DIR_MODE, ensureParent, fsyncDir, writeNewFileSynced } from './durable.js'
 
@@ -36,8 +36,12 @@ export interface CommitResult {
 }
 
 export interface CommitOptions {
-  /** True when the held version no longer counts (its signer was removed from the allowlist): any version replaces it. */
-  revoked?: (held: HeldEntry) => boolean
+  /**
+   * Decides, under the name's lock, whether the version replaces what is held
+   * then. The acceptor passes its rule (which also knows about revoked
+   * signers); without it, the policy's plain order decides.
+   */
+  replaces?: (held: HeldEntry | undefined) => boolean
 }
 
 export interface StoreEvents {
@@ -45,11 +49,6 @@ export interface StoreEvents {
   problem: (message: string) => void
   /** Decides expiry; the system clock when absent. */
   clock?: Clock
-}
-
-/** An expired version keeps its envelope (so older versions stay refused) but loses its file. */
-export function isExpired (v: SignedVersion, nowMs: number): boolean {
-  return v.expiresAtMs !== 0 && v.expiresAtMs <= nowMs
 }
 
 export interface Store {
@@ -170,10 +169,8 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
   async function commitLocked (version: SignedVersion, content: Uint8Array, opts: CommitOptions): Promise<CommitResult> {
     const id = versionId(version)
     const held = index.get(version.name)
-    if (held !== undefined && opts.revoked?.(held) !== true) {
-      const order = compareVersions({ timestampMs: version.timestampMs, id }, held)
-      if (order < 0 || (order === 0 && held.present)) return { committed: false }
-    }
+    const replaces = opts.replaces ?? (h => supersedes({ timestampMs: version.timestampMs, id }, h))
+    if (!replaces(held)) return { committed: false }
     const envelope = encodeEnvelope(version)
     const target = under(filesDir, version.name)
     const sigTarget = under(versionsDir, version.name, SIG_SUFFIX)

@@ -1,6 +1,8 @@
+import type { PeerInfo } from '../protocol/messages.js'
+
 /*
  * The seam between the sync logic and the network. The sync engine speaks
- * only this interface; net/libp2p-transport.ts implements it over libp2p
+ * only this interface; net/transport.ts implements it over libp2p
  * streams, and tests can implement it in memory.
  */
 
@@ -30,4 +32,14 @@ export interface Transport {
   open: (peer: string, protocol: string) => Promise<Channel>
   /** Serves `protocol`; the handler owns the channel and must close or abort it. */
   handle: (protocol: string, handler: ChannelHandler) => Promise<void>
+}
+
+/** Membership as the sync services see it: who to tell about, what we heard, who joined. */
+export interface PeerExchange {
+  /** Up to n known members to tell a peer about. Must not block. */
+  sample: (n: number) => PeerInfo[]
+  /** Members a peer told us about; untrusted, the receiver bounds what it keeps. */
+  learn: (peers: PeerInfo[], from: string) => void
+  /** Calls `listener` with each peer we open a connection to (a join or rejoin). The listener must not block. */
+  onJoin: (listener: (peer: string) => void) => void
 }

@@ -75,10 +75,12 @@ listen = "127.0.0.1:9464"
     listen: ['/ip4/0.0.0.0/tcp/7000', '/ip6/::/tcp/7000'],
     bootstrap: [`/dns4/seed.example.com/tcp/7946/p2p/${PEER}`, `/ip4/10.0.0.1/tcp/7946/p2p/${PEER}`],
     mdns: true,
-    pushPullIntervalMs: 15000,
-    pushFanout: 4,
-    targetPeers: 12
+    profile: 'lan'
   })
+  assert.equal(cfg.tuning.pushPullIntervalMs, 15000)
+  assert.equal(cfg.tuning.pushFanout, 4)
+  assert.equal(cfg.tuning.targetPeers, 12)
+  assert.equal(cfg.tuning.maxConnections, 12 * 4 + 32, 'maxConnections follows target_peers')
   assert.equal(cfg.api.socket, '/run/dm/api.sock')
   assert.equal(cfg.metrics.listen, '127.0.0.1:9464')
   assert.deepEqual([...cfg.files.keys()], ['dns/cnames', 'a.b-c_d'])
@@ -165,6 +167,7 @@ test('scalar fields: types, ranges and enumerations', () => {
   onlyProblem('[network]\npush_pull_interval_ms = 99\n', /network\.push_pull_interval_ms/)
   onlyProblem('[network]\ntarget_peers = 257\n', /network\.target_peers/)
   onlyProblem('[network]\nmdns = "yes"\n', /network\.mdns: must be true or false/)
+  onlyProblem('[network]\nprofile = "wan"\n', /network\.profile: must be one of lan, local/)
   onlyProblem('[network]\nid = ""\n', /network\.id: must not be empty/)
   onlyProblem('state_dir = 5\n', /state_dir: must be a string/)
   onlyProblem('network = 5\n', /"network" must be a table/)

@@ -1,0 +1,176 @@
+/**
+ * Every knob of the sync core and the mesh, in one table (after memberlist's
+ * config.go). Each field says what it buys and what it costs; the relations
+ * between fields are checked by assertTuning() at start. Profiles are built
+ * from the LAN defaults by changing a few fields.
+ *
+ * The TOML keys `[network] profile`, `push_pull_interval_ms`, `push_fanout`
+ * and `target_peers` map onto this table; the other fields are fixed per
+ * profile because they guard against hostile peers and should not be loosened
+ * casually.
+ */
+export interface Tuning {
+  // --- Anti-entropy (the safety net) ---
+  /**
+   * Interval of the push-pull exchange with one random peer, jittered by ±25 %.
+   * Lower repairs a missed push sooner; costs one fingerprint exchange (a few
+   * hundred bytes when in sync) per node per interval.
+   */
+  pushPullIntervalMs: number
+  /** Push-pull rounds started by new connections that may run at once; more catches up a rejoining node from several peers, at more CPU during a restart storm. */
+  maxParallelJoinRounds: number
+
+  // --- Eager push (the fast path) ---
+  /**
+   * Peers each newly accepted version is pushed to. Flooding over a connected
+   * mesh of degree d reaches all N nodes in about log(N)/log(min(fanout, d)-1)
+   * hops; every node receives about min(fanout, d) copies, so higher costs
+   * duplicates without shortening the path once fanout ≥ degree.
+   */
+  pushFanout: number
+  /** Pushes waiting for one peer; beyond this new pushes to it are dropped and anti-entropy repairs. Bounds memory to this × 80 KiB per peer. */
+  maxQueuedPushesPerPeer: number
+  /**
+   * A push stream stays open this long after its last frame, so a burst shares
+   * one stream (opening a stream costs far more CPU than a frame).
+   * Must be below frameTimeoutMs: the receiver cuts a stream that is silent that long.
+   */
+  pushStreamIdleMs: number
+
+  // --- Fetch (content that does not ride in a push) ---
+  /** Fetch batches running at once; bounds memory to about this × 10 MiB. */
+  maxParallelFetches: number
+  /** Commits in flight at once during a catch-up; fsyncs of different names overlap. */
+  maxParallelCommits: number
+  /** Fetch batches one peer may have running at once, so one peer cannot hold every fetch slot. */
+  maxFetchesPerPeer: number
+  /** Fetch batches that may wait for one peer; beyond this, wants are dropped until the next round. */
+  maxQueuedFetchesPerPeer: number
+  /** Other peers remembered as sources of a version being fetched, tried in turn if the first fails. */
+  maxAlternateSources: number
+  /** A transfer must average at least this rate after the grace period, or it is cut: no trickling. */
+  minTransferBytesPerS: number
+  /** Time a transfer gets before the rate floor applies (covers a cold disk or a busy peer). */
+  transferGraceMs: number
+
+  // --- Streams ---
+  /**
+   * How long a peer may take to deliver one whole frame, and to accept a new
+   * stream. A slow-loris peer loses its stream here; lower frees resources
+   * sooner, at the risk of cutting an honest peer on a slow link.
+   */
+  frameTimeoutMs: number
+
+  // --- Membership ---
+  /** Connections the node keeps; it dials known members until it has this many. A random graph of degree ≥ 3 has diameter about log(N)/log(d-1). */
+  targetPeers: number
+  /** Hard cap on open connections (inbound included); must leave room above targetPeers for peers that dial us. */
+  maxConnections: number
+  /** How often the connection count is checked and topped up. */
+  maintainIntervalMs: number
+  /** Dials running at once. */
+  maxParallelDials: number
+  /** Time a dial (TCP, Noise, Yamux) may take. */
+  dialTimeoutMs: number
+  /** Redial backoff: doubles from the base per consecutive failure, up to the cap. */
+  redialBaseMs: number
+  redialMaxMs: number
+  /** Members remembered at most; further strangers are ignored, so a peer cannot flood the table. */
+  maxKnownMembers: number
+  /** Members one peer may introduce in all; the rest of its gossip about members is ignored. */
+  maxIntroducedPerPeer: number
+  /** Members sampled into each push-pull summary, so the mesh does not stay a star around bootstrap nodes. */
+  peersPerSummary: number
+  /** How often the members seen are saved to peers.json. */
+  savePeersIntervalMs: number
+
+  // --- Local housekeeping ---
+  /** How often expired files are looked for; a file outlives its expiry by at most this. */
+  expirySweepMs: number
+}
+
+/** The default: a LAN or data-centre fleet. */
+export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
+  // 30 s as upstream: a missed push is repaired within a minute.
+  pushPullIntervalMs: 30_000,
+  maxParallelJoinRounds: 2,
+  // With targetPeers 8, every node is reached in about log(N)/log(7) hops: 3 at 100 nodes, 5 at 10,000.
+  pushFanout: 8,
+  maxQueuedPushesPerPeer: 256,
+  pushStreamIdleMs: 5000,
+  maxParallelFetches: 4,
+  maxParallelCommits: 16,
+  maxFetchesPerPeer: 1,
+  maxQueuedFetchesPerPeer: 32,
+  maxAlternateSources: 8,
+  // 256 KiB/s: a 10 MiB file gets 40 s after the grace period, far below any honest link.
+  minTransferBytesPerS: 256 * 1024,
+  transferGraceMs: 10_000,
+  frameTimeoutMs: 15_000,
+  targetPeers: 8,
+  // targetPeers × 4 + 32: inbound peers that chose us, plus newcomers joining through us.
+  maxConnections: 64,
+  maintainIntervalMs: 1000,
+  maxParallelDials: 4,
+  dialTimeoutMs: 5000,
+  redialBaseMs: 500,
+  redialMaxMs: 60_000,
+  maxKnownMembers: 4096,
+  maxIntroducedPerPeer: 64,
+  peersPerSummary: 16,
+  savePeersIntervalMs: 60_000,
+  expirySweepMs: 1000
+})
+
+/**
+ * Tests and benchmarks on one machine: short timeouts so hostile-peer tests do
+ * not wait out LAN time-outs, and fast redials. Never for a real fleet: an
+ * honest peer on a slow link would be cut off.
+ */
+export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
+  ...LAN_PROFILE,
+  pushPullIntervalMs: 5000,
+  pushStreamIdleMs: 1000,
+  transferGraceMs: 1000,
+  frameTimeoutMs: 2000,
+  dialTimeoutMs: 2000,
+  maintainIntervalMs: 250,
+  redialBaseMs: 100,
+  redialMaxMs: 2000,
+  savePeersIntervalMs: 5000,
+  expirySweepMs: 250
+})
+
+export const PROFILES = { lan: LAN_PROFILE, local: LOCAL_PROFILE } as const
+export type ProfileName = keyof typeof PROFILES
+export const PROFILE_NAMES = Object.keys(PROFILES) as ProfileName[]
+
+/** The relations between knobs; a table that breaks one is a bug, reported by name. */
+export function tuningProblems (t: Tuning): string[] {
+  const problems: string[] = []
+  const need = (ok: boolean, what: string): void => { if (!ok) problems.push(what) }
+  need(t.pushStreamIdleMs < t.frameTimeoutMs, 'pushStreamIdleMs must be below frameTimeoutMs, or receivers cut idle push streams before their senders close them')
+  need(t.dialTimeoutMs <= t.frameTimeoutMs, 'dialTimeoutMs must not exceed frameTimeoutMs')
+  need(t.redialBaseMs <= t.redialMaxMs, 'redialBaseMs must not exceed redialMaxMs')
+  need(t.maxConnections >= 2 * t.targetPeers, 'maxConnections must be at least twice targetPeers, or nodes that dial us are refused')
+  need(t.pushFanout <= t.maxConnections, 'pushFanout above maxConnections can never be used')
+  need(t.maxFetchesPerPeer <= t.maxParallelFetches, 'maxFetchesPerPeer must not exceed maxParallelFetches')
+  need(t.maintainIntervalMs < t.pushPullIntervalMs, 'maintainIntervalMs must be below pushPullIntervalMs, or rounds find no peer after a drop')
+  for (const [k, v] of Object.entries(t)) need(Number.isFinite(v) && v > 0, `${k} must be a positive number`)
+  return problems
+}
+
+/** Throws when the table breaks a relation: called once at start. */
+export function assertTuning (t: Tuning): void {
+  const problems = tuningProblems(t)
+  if (problems.length > 0) throw new Error(`inconsistent tuning: ${problems.join('; ')}`)
+}
+
+/** The profile with the TOML overrides applied; maxConnections follows targetPeers unless the profile sets more. */
+export function tuningFor (profile: ProfileName, overrides: Partial<Pick<Tuning, 'pushPullIntervalMs' | 'pushFanout' | 'targetPeers'>>): Tuning {
+  const base = PROFILES[profile]
+  const t: Tuning = { ...base, ...overrides }
+  t.maxConnections = Math.max(base.maxConnections, t.targetPeers * 4 + 32)
+  t.maintainIntervalMs = Math.min(t.maintainIntervalMs, Math.floor(t.pushPullIntervalMs / 2))
+  return t
+}

@@ -1,0 +1,165 @@
+import type { Tuning } from '../config/tuning.js'
+import { DmError, describeError } from '../errors.js'
+import { printable } from '../format/names.js'
+import { hex, versionId, VersionKind, type SignedVersion } from '../format/version.js'
+import {
+  advertisable, checkContent, checkHeader, effectiveHeld, supersedes,
+  type PolicyContext, type Refusal, type Verdict
+} from '../policy/accept.js'
+import type { IndexEntry } from '../protocol/messages.js'
+import type { HeldEntry, Store } from '../store/store.js'
+import type { Clock } from '../util/clock.js'
+import { Events } from '../util/events.js'
+import type { Log } from '../util/log.js'
+
+/*
+ * The Acceptor: the one way a version gets into the store, from any source
+ * (local API, push, fetch). It applies the acceptance policy with the current
+ * allowlist, serialises duplicates, commits, and tells the other services
+ * what happened through its events.
+ */
+
+/** The source of versions handed over by the local API (any other source is a peer id). */
+export const LOCAL_SOURCE = 'local'
+
+export type IngestResult = { ok: true } | Refusal
+
+/** The policy inputs that may change at run time (SIGHUP); the clock supplies nowMs. */
+export type PolicyConfig = Omit<PolicyContext, 'nowMs'>
+
+export interface AcceptorEvents {
+  /** Policy passed and content matched, commit not yet done: inline content may be forwarded now. */
+  verified: { version: SignedVersion, content: Uint8Array, source: string }
+  /** A version was committed. */
+  accepted: { entry: HeldEntry, content: Uint8Array, source: string }
+  /** A version was refused; `code` is its ERR_* reason. */
+  refused: { code: string, source: string }
+  /** What is advertised may have changed without a commit: an expiry, or a new allowlist. */
+  changed: undefined
+}
+
+export interface AcceptorComponents {
+  store: Store
+  clock: Clock
+  log: Log
+}
+
+export interface Acceptor {
+  readonly events: Events<AcceptorEvents>
+  /** Starts the expiry sweep. */
+  start: () => void
+  /** Stops the sweep and waits for commits under way. */
+  stop: () => Promise<void>
+  /** Swaps the allowlist and clock skew (SIGHUP); revocation follows at once. */
+  setPolicy: (policy: PolicyConfig) => void
+  /** What is held for `name` as far as ordering is concerned: nothing if its signer was revoked. */
+  held: (name: string) => HeldEntry | undefined
+  /** The header verdict against what is held (no content, no side effects). */
+  check: (v: SignedVersion) => Verdict
+  /** Whether an announced entry is worth fetching: listed here, and it supersedes what is held. */
+  wants: (e: IndexEntry) => boolean
+  /** Whether a held entry is offered to peers. */
+  advertised: (e: HeldEntry) => boolean
+  /** Checks and commits a version; never throws. */
+  ingest: (v: SignedVersion, content: Uint8Array, source: string) => Promise<IngestResult>
+  /** Reports a refusal (log and event) and returns it. */
+  refuse: (v: SignedVersion, r: Refusal, source: string) => Refusal
+}
+
+export function createAcceptor (components: AcceptorComponents, init: { policy: PolicyConfig, tuning: Pick<Tuning, 'expirySweepMs'> }): Acceptor {
+  const { store, clock, log } = components
+  const events = new Events<AcceptorEvents>()
+  let policy = init.policy
+  /** Version ids being ingested, so the same version arriving from many peers at once costs one commit. */
+  const inflight = new Set<string>()
+  /** Commits under way, which stop() waits for. */
+  const commits = new Set<Promise<unknown>>()
+  let cancelSweep = (): void => {}
+  let running = false
+
+  const ctx = (): PolicyContext => ({ ...policy, nowMs: clock.nowMs() })
+  const held = (name: string): HeldEntry | undefined => effectiveHeld(policy, store.get(name))
+
+  function refuse (v: SignedVersion, r: Refusal, source: string): Refusal {
+    events.emit('refused', { code: r.code, source })
+    const fields = { name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, source, code: r.code, reason: r.reason }
+    // Duplicates arrive from every neighbour during a flood: expected, not news.
+    if (r.code === 'ERR_ALREADY_HELD') log.debug(fields, 'version refused')
+    else log.warn(fields, 'version refused')
+    return r
+  }
+
+  async function ingest (v: SignedVersion, content: Uint8Array, source: string): Promise<IngestResult> {
+    // The same version from many peers at once: dropped before any signature check.
+    const key = hex(versionId(v))
+    if (inflight.has(key)) return refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is being stored`, retryable: false }, source)
+    const header = checkHeader(v, held(v.name), ctx())
+    if (!header.ok) return refuse(v, header, source)
+    const body = checkContent(v, content)
+    if (!body.ok) return refuse(v, body, source)
+    inflight.add(key)
+    let committed: boolean
+    try {
+      events.emit('verified', { version: v, content, source })
+      const candidate = { timestampMs: v.timestampMs, id: header.id }
+      const commit = store.commit(v, content, { replaces: h => supersedes(candidate, effectiveHeld(policy, h)) })
+      commits.add(commit)
+      committed = await commit.finally(() => commits.delete(commit)).then(r => r.committed)
+    } catch (err) {
+      const code = err instanceof DmError ? err.code : 'ERR_STORE_IO'
+      log.error({ name: v.name, source, code, err: describeError(err) }, 'cannot store version')
+      return { ok: false, code: 'ERR_STORE_IO', reason: describeError(err), retryable: true }
+    } finally {
+      inflight.delete(key)
+    }
+    if (!committed) {
+      // Another version of this name was stored while this one was checked: say which way it went.
+      const winner = store.get(v.name)
+      const same = winner !== undefined && Buffer.from(winner.id).equals(header.id)
+      return refuse(v, same
+        ? { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is already held`, retryable: false }
+        : { ok: false, code: 'ERR_STALE', reason: `a newer version of "${printable(v.name)}" was stored first`, retryable: false }, source)
+    }
+    const entry = store.get(v.name) as HeldEntry
+    log.info({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
+    events.emit('accepted', { entry, content, source })
+    return { ok: true }
+  }
+
+  async function expire (): Promise<void> {
+    const names = await store.expire()
+    for (const name of names) log.info({ name }, 'version expired; file removed')
+    if (names.length > 0) events.emit('changed', undefined)
+  }
+
+  return {
+    events,
+    start () {
+      running = true
+      const tick = (): void => {
+        if (!running) return
+        cancelSweep = clock.after(init.tuning.expirySweepMs, () => {
+          expire().catch(err => log.error({ err: describeError(err) }, 'cannot remove expired files')).finally(tick)
+        })
+      }
+      tick()
+    },
+    async stop () {
+      running = false
+      cancelSweep()
+      // Writes already under way finish; each is atomic, so even a kill here loses nothing.
+      await Promise.allSettled([...commits])
+      await store.flush()
+    },
+    setPolicy (next) {
+      policy = next
+      events.emit('changed', undefined)
+    },
+    held,
+    check: v => checkHeader(v, held(v.name), ctx()),
+    wants: e => policy.allowlist.has(e.name) && supersedes(e, held(e.name)),
+    advertised: e => advertisable(ctx(), e),
+    ingest,
+    refuse
+  }
+}

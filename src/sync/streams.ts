@@ -1,0 +1,35 @@
+import { DmError, describeError } from '../errors.js'
+import { decodeMessage, type Message } from '../protocol/messages.js'
+import type { Log } from '../util/log.js'
+import type { Channel, ChannelHandler } from './transport.js'
+
+/** Reads one frame and decodes it; end-of-stream is an error where a message is required. */
+export async function readMessage (ch: Channel): Promise<Message> {
+  const frame = await ch.read()
+  if (frame === undefined) throw new DmError('ERR_DECODE', 'stream ended early')
+  return decodeMessage(frame)
+}
+
+/**
+ * A peer breaking the protocol is news (warn, with its code); a slow peer is
+ * worth a line, but not an accusation; a connection dropping mid-stream is not news.
+ */
+export function streamFailed (log: Log, peer: string, protocol: string, err: unknown): void {
+  const code = err instanceof DmError ? err.code : undefined
+  const fields = { peer, protocol, code, err: describeError(err) }
+  if (code === 'ERR_DECODE') log.warn(fields, 'stream failed')
+  else if (code === 'ERR_TIMEOUT') log.info(fields, 'stream failed')
+  else log.debug(fields, 'stream failed')
+}
+
+/** Wraps a handler so a misbehaving peer costs it its stream, never the daemon. */
+export function guarded (log: Log, protocol: string, handler: ChannelHandler): ChannelHandler {
+  return async (ch: Channel): Promise<void> => {
+    try {
+      await handler(ch)
+    } catch (err) {
+      ch.abort(err as Error)
+      streamFailed(log, ch.peer, protocol, err)
+    }
+  }
+}

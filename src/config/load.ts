@@ -6,7 +6,7 @@ import { DmError } from '../errors.js'
 import { parsePublicKeyBase64 } from '../crypto/keys.js'
 import { nameProblem, printable } from '../format/names.js'
 import { defaultConfig, LOG_LEVELS, type Config } from './config.js'
-import { PROFILE_NAMES, tuningFor } from './tuning.js'
+import { PROFILE_NAMES, tuningFor, tuningProblems } from './tuning.js'
 
 /** Thrown with every problem found, one line each, so an operator fixes them in one go. */
 export class ConfigError extends DmError {
@@ -111,7 +111,10 @@ export function parseConfig (text: string, source = 'config'): Config {
   const filesRaw = (raw as Record<string, unknown>).files
   const files = isTable(filesRaw) ? allowlist(filesRaw, problems) : new Map<string, Uint8Array[]>()
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems)
-  return build(result.output, files, path.dirname(path.resolve(source)))
+  const cfg = build(result.output, files, path.dirname(path.resolve(source)))
+  const broken = tuningProblems(cfg.tuning)
+  if (broken.length > 0) throw new ConfigError(source, broken.map(p => `[network] tuning: ${p}`))
+  return cfg
 }
 
 function build (doc: Doc, files: Map<string, Uint8Array[]>, baseDir: string): Config {

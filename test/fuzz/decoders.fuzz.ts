@@ -5,6 +5,7 @@ import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
 import { DmError } from '../../src/errors.ts'
 import { ConfigError, parseConfig } from '../../src/config/load.ts'
+import { tuningProblems } from '../../src/config/tuning.ts'
 import { LOG_LEVELS } from '../../src/config/config.ts'
 import { rawPublicKey, publicKeyToBase64, type SigningKey } from '../../src/crypto/keys.ts'
 import { nameProblem } from '../../src/format/names.ts'
@@ -356,9 +357,10 @@ function configProperty (counter: Counter, text: fc.Arbitrary<string>): fc.IProp
     assert.ok(LOG_LEVELS.includes(cfg.logLevel))
     assert.ok(Number.isInteger(cfg.maxClockSkewMs) && cfg.maxClockSkewMs >= 0)
     assert.ok(cfg.network.id.length > 0)
-    assert.ok(Number.isInteger(cfg.network.pushFanout) && cfg.network.pushFanout >= 1 && cfg.network.pushFanout <= 64)
-    assert.ok(Number.isInteger(cfg.network.targetPeers) && cfg.network.targetPeers >= 1)
-    assert.ok(cfg.network.pushPullIntervalMs >= 100)
+    assert.ok(Number.isInteger(cfg.tuning.pushFanout) && cfg.tuning.pushFanout >= 1 && cfg.tuning.pushFanout <= 64)
+    assert.deepEqual(tuningProblems(cfg.tuning), [])
+    assert.ok(Number.isInteger(cfg.tuning.targetPeers) && cfg.tuning.targetPeers >= 1)
+    assert.ok(cfg.tuning.pushPullIntervalMs >= 100)
     for (const a of [...cfg.network.listen, ...cfg.network.bootstrap]) assert.ok(typeof a === 'string' && a.startsWith('/'))
     for (const [name, keys] of cfg.files) {
       assert.equal(nameProblem(name), undefined, `accepted bad name ${JSON.stringify(name)}`)

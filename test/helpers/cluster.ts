@@ -12,8 +12,9 @@ import { networkIdFrom, newVersion, type SignedVersion } from '../../src/format/
 import { waitFor } from './wait.ts'
 
 /*
- * Real daemons as separate processes (the compiled bin/dm), on 127.0.0.1,
- * with ports picked at run time. Nothing here is mocked.
+ * Real daemons as separate processes (the compiled bin/dm), on 127.0.0.1.
+ * A daemon binds port 0 and reports the port it got over its API, so no port
+ * is chosen in advance (no free-port race). Nothing here is mocked.
  */
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -53,6 +54,8 @@ export async function runDm (args: string[], opts: { cwd?: string } = {}): Promi
 export interface NodeOptions {
   /** [files] table: name -> base64 keys */
   files: Record<string, string[]>
+  /** Nodes to bootstrap from, resolved to their addresses once they are listening. */
+  bootstrapNodes?: TestNode[]
   networkId?: string
   pushPullIntervalMs?: number
   bootstrap?: string[]
@@ -67,6 +70,8 @@ export interface NodeOptions {
 }
 
 export class TestNode {
+  /** The TCP port: 0 until the daemon first listens, then kept for restarts. */
+  port: number
   readonly dir: string
   readonly configPath: string
   readonly socket: string
@@ -75,7 +80,8 @@ export class TestNode {
   log = ''
   private exited: Promise<void> | undefined
 
-  constructor (readonly name: string, readonly port: number, root: string, private opts: NodeOptions) {
+  constructor (readonly name: string, port: number, root: string, private opts: NodeOptions) {
+    this.port = port
     this.dir = path.join(root, name)
     fs.mkdirSync(this.dir, { recursive: true })
     this.configPath = path.join(this.dir, 'dm.toml')
@@ -83,7 +89,10 @@ export class TestNode {
     this.writeConfig()
   }
 
-  get addr (): string { return `/ip4/${this.opts.host ?? '127.0.0.1'}/tcp/${this.port}/p2p/${this.peerId}` }
+  get addr (): string {
+    if (this.port === 0) throw new Error(`${this.name} has not listened yet`)
+    return `/ip4/${this.opts.host ?? '127.0.0.1'}/tcp/${this.port}/p2p/${this.peerId}`
+  }
   get filesDir (): string { return path.join(this.dir, 'state', 'files') }
   get pid (): number | undefined { return this.proc?.pid }
 
@@ -102,7 +111,8 @@ export class TestNode {
       '[network]',
       `id = ${JSON.stringify(o.networkId ?? 'test-net')}`,
       `listen = ["/ip4/${o.host ?? '127.0.0.1'}/tcp/${this.port}"]`,
-      `bootstrap = ${JSON.stringify(o.bootstrap ?? [])}`,
+      `bootstrap = ${JSON.stringify([...(o.bootstrap ?? []), ...(o.bootstrapNodes ?? []).filter(n => n.port !== 0).map(n => n.addr)])}`,
+      'profile = "local"',
       `push_pull_interval_ms = ${o.pushPullIntervalMs ?? 60_000}`,
       o.extra ?? '',
       '[api]',
@@ -122,6 +132,9 @@ export class TestNode {
 
   async start (): Promise<void> {
     if (this.peerId === '') await this.identify()
+    const from = this.opts.bootstrapNodes ?? []
+    await waitFor(`${this.name}'s bootstrap nodes listening`, () => from.every(n => n.port !== 0))
+    this.writeConfig()
     this.log = ''
     const [cmd, ...args] = [...(this.opts.wrap ?? []), process.execPath, DM, 'daemon', '--config', this.configPath, '--log-format', 'json']
     const proc = spawn(cmd, args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.opts.env } })
@@ -129,10 +142,15 @@ export class TestNode {
     proc.stdout.on('data', (d: Buffer) => { this.log += d.toString() })
     proc.stderr.on('data', (d: Buffer) => { this.log += d.toString() })
     this.exited = new Promise(resolve => proc.once('exit', () => resolve()))
-    await waitFor(`${this.name} ready`, () => {
+    // Ready when the API answers: the daemon opens it last.
+    const status = await waitFor(`${this.name} ready`, async () => {
       if (proc.exitCode !== null) throw new Error(`${this.name} exited: ${this.log}`)
-      return this.log.includes('"daemon ready"')
+      return await this.api<{ listen: string[] }>('/v1/status').catch(() => undefined)
     }, 20_000)
+    if (this.port === 0) {
+      this.port = Number(/\/tcp\/(\d+)/.exec(status.listen[0])?.[1])
+      this.writeConfig()
+    }
   }
 
   /** SIGTERM and wait, or SIGKILL when `hard`. */
@@ -170,16 +188,18 @@ export class Cluster {
   readonly key: ReturnType<typeof newSigningKey>
 
   constructor (prefix = 'dm-test-') {
-    this.root = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+    // One level below a private directory, so a test can check that nothing escaped even one level up.
+    this.root = path.join(fs.mkdtempSync(path.join(os.tmpdir(), prefix)), 'cluster')
+    fs.mkdirSync(this.root)
     this.key = newSigningKey(this.root, 'publisher')
   }
 
   /** Adds a node; it bootstraps from the first node unless told otherwise. */
   async add (opts: Partial<NodeOptions> = {}): Promise<TestNode> {
-    const node = new TestNode(`n${this.nodes.length}`, await freePort(), this.root, {
+    const node = new TestNode(`n${this.nodes.length}`, 0, this.root, {
       files: opts.files ?? { 'hello.txt': [this.key.base64], 'dns/cnames': [this.key.base64] },
       ...opts,
-      bootstrap: opts.bootstrap ?? (this.nodes.length > 0 ? [this.nodes[0].addr] : [])
+      bootstrapNodes: opts.bootstrap === undefined && this.nodes.length > 0 ? [this.nodes[0]] : opts.bootstrapNodes
     })
     await node.identify()
     this.nodes.push(node)
@@ -205,6 +225,6 @@ export class Cluster {
 
   async stop (): Promise<void> {
     await Promise.all(this.nodes.map(async n => await n.stop()))
-    fs.rmSync(this.root, { recursive: true, force: true })
+    fs.rmSync(path.dirname(this.root), { recursive: true, force: true })
   }
 }

@@ -251,7 +251,7 @@ export class HostilePeer {
    */
   async pushPull (peer: string, index: IndexEntry[] | Uint8Array, o: { digest?: Uint8Array, peers?: Array<{ id: string, addrs: string[] }> } = {}): Promise<IndexEntry[] | undefined> {
     const stream = await this.openStream(peer, PROTOCOL_PUSH_PULL)
-    const ch = streamChannel(stream, peer, MAX_FRAME_BYTES)
+    const ch = streamChannel(stream, peer, { maxFrameBytes: MAX_FRAME_BYTES, frameTimeoutMs: 15_000 })
     try {
       await ch.send(encodeMessage({ type: MessageType.Summary, count: 1, digest: o.digest ?? randomBytes(32), peers: o.peers ?? [] }))
       const summary = decodeMessage(await mustRead(ch))
@@ -275,7 +275,7 @@ export class HostilePeer {
   private async serveFetch (stream: Stream, peer: string): Promise<void> {
     this.fetchesServed++
     this.track(stream)
-    const ch = streamChannel(stream, peer, MAX_FRAME_BYTES)
+    const ch = streamChannel(stream, peer, { maxFrameBytes: MAX_FRAME_BYTES, frameTimeoutMs: 15_000 })
     try {
       const m = decodeMessage(await mustRead(ch))
       if (m.type !== MessageType.Want) throw new Error('expected a want')

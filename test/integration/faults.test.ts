@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { Cluster, type TestNode } from '../helpers/cluster.ts'
+import { seededRandom, testSeed } from '../helpers/random.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 // Faults, for real: kill -9 mid-write, a full disk, a network partition,
@@ -42,6 +43,7 @@ test('kill -9 at random moments while versions arrive: never a torn file, the in
   await Promise.all(c.nodes.map(async n => await n.start()))
   await waitFor('connected', async () => (await victim.connectedPeers()) > 0)
 
+  const random = seededRandom(testSeed())
   const published = new Set<string>()
   const latest = new Map<string, Buffer>()
   let t = Date.now()
@@ -50,13 +52,13 @@ test('kill -9 at random moments while versions arrive: never a torn file, the in
     const burst = (async () => {
       for (let i = 0; i < 12; i++) {
         const name = names[i % names.length]
-        const content = randomBytes(64 * 1024 + Math.floor(Math.random() * 200 * 1024))
+        const content = randomBytes(64 * 1024 + Math.floor(random() * 200 * 1024))
         published.add(sha(content))
         latest.set(name, content)
         await src.submit(c.sign(name, content, ++t), content)
       }
     })()
-    await new Promise(resolve => setTimeout(resolve, Math.random() * 60))
+    await new Promise(resolve => setTimeout(resolve, random() * 60))
     await victim.stop(true)
     await burst
     await victim.start()

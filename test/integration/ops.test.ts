@@ -203,7 +203,7 @@ interface Notified { daemon: Proc, receiver: Proc, node: TestNode }
 
 async function startNotified (name: string, holdBarrierMs: number, wrapper: string[] = [], files: Record<string, string[]> = {}): Promise<Notified> {
   const dir = fs.mkdtempSync(path.join(tmp, `${name}-`))
-  const node = new TestNode('n', await freePort(), dir, { files })
+  const node = new TestNode('n', 0, dir, { files })
   const script = path.join(dir, 'notify-receiver.py')
   fs.writeFileSync(script, NOTIFY_RECEIVER)
   const notifySocket = path.join(dir, 'notify.sock')
@@ -265,7 +265,7 @@ test('Type=notify: READY=1 is sent only once the API socket answers', { skip: ha
 
 test('SIGTERM: exit status 0, "daemon stopped" logged, the API socket gone', async () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'sigterm-'))
-  const node = new TestNode('n', await freePort(), dir, { files: {} })
+  const node = new TestNode('n', 0, dir, { files: {} })
   const daemon = spawnDaemon(node.configPath)
   await waitReady(daemon, 'daemon')
   // An answered request: the event loop has turned since "daemon ready", so the signal handlers are in place.
@@ -472,7 +472,7 @@ test('metrics: a replicated version, the peer, the delay, the bytes and refusals
 
 test('metrics: a non-loopback listen address is refused with a clear message', async () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'metrics-public-'))
-  const node = new TestNode('n', await freePort(), dir, { files: {}, extra: '[metrics]\nlisten = "0.0.0.0:9464"' })
+  const node = new TestNode('n', 0, dir, { files: {}, extra: '[metrics]\nlisten = "0.0.0.0:9464"' })
   const check = await runDm(['config', 'check', '--config', node.configPath])
   oneLineError(check, 1, /metrics\.listen: "0\.0\.0\.0:9464" must be a loopback host:port/)
   // The daemon refuses the same file before it binds anything.
@@ -539,7 +539,7 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
   })
 
   await t.test('no daemon running: exit 3', async () => {
-    const idle = new TestNode('idle', await freePort(), c.root, { files: { 'hello.txt': [c.key.base64] } })
+    const idle = new TestNode('idle', 0, c.root, { files: { 'hello.txt': [c.key.base64] } })
     oneLineError(await publish(file, '--key', c.key.path, '--config', idle.configPath), 3, /no daemon is running/)
     oneLineError(await runDm(['status', '--config', idle.configPath]), 3, /no daemon is running/)
   })
@@ -550,7 +550,7 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
     assert.equal((st.mode & 0o777).toString(8), '660')
   })
 
-  const second = new TestNode('second', await freePort(), c.root, { files: { 'hello.txt': [c.key.base64] } })
+  const second = new TestNode('second', 0, c.root, { files: { 'hello.txt': [c.key.base64] } })
   // Its own state and port, the first daemon's socket.
   fs.writeFileSync(second.configPath, fs.readFileSync(second.configPath, 'utf8').replace('socket = "api.sock"', `socket = ${JSON.stringify(node.socket)}`))
   let secondDaemon: Proc | undefined
@@ -584,7 +584,7 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
 
 test('dm id works before the daemon ever ran, creates identity.key 0600, and never changes', async () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'id-'))
-  const node = new TestNode('n', await freePort(), dir, { files: {} })
+  const node = new TestNode('n', 0, dir, { files: {} })
   const stateDir = path.join(node.dir, 'state')
   assert.equal(fs.existsSync(stateDir), false)
 

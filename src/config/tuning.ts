@@ -30,12 +30,6 @@ export interface Tuning {
   pushFanout: number
   /** Pushes waiting for one peer; beyond this new pushes to it are dropped and anti-entropy repairs. Bounds memory to this × 80 KiB per peer. */
   maxQueuedPushesPerPeer: number
-  /**
-   * A push stream stays open this long after its last frame, so a burst shares
-   * one stream (opening a stream costs far more CPU than a frame).
-   * Must be below frameTimeoutMs: the receiver cuts a stream that is silent that long.
-   */
-  pushStreamIdleMs: number
 
   // --- Fetch (content that does not ride in a push) ---
   /** Fetch batches running at once; bounds memory to about this × 10 MiB. */
@@ -97,7 +91,6 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   // With targetPeers 8, every node is reached in about log(N)/log(7) hops: 3 at 100 nodes, 5 at 10,000.
   pushFanout: 8,
   maxQueuedPushesPerPeer: 256,
-  pushStreamIdleMs: 5000,
   maxParallelFetches: 4,
   maxParallelCommits: 16,
   maxFetchesPerPeer: 1,
@@ -130,7 +123,6 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
 export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
   ...LAN_PROFILE,
   pushPullIntervalMs: 5000,
-  pushStreamIdleMs: 1000,
   transferGraceMs: 1000,
   frameTimeoutMs: 2000,
   dialTimeoutMs: 2000,
@@ -149,7 +141,6 @@ export const PROFILE_NAMES = Object.keys(PROFILES) as ProfileName[]
 export function tuningProblems (t: Tuning): string[] {
   const problems: string[] = []
   const need = (ok: boolean, what: string): void => { if (!ok) problems.push(what) }
-  need(t.pushStreamIdleMs < t.frameTimeoutMs, 'pushStreamIdleMs must be below frameTimeoutMs, or receivers cut idle push streams before their senders close them')
   need(t.dialTimeoutMs <= t.frameTimeoutMs, 'dialTimeoutMs must not exceed frameTimeoutMs')
   need(t.redialBaseMs <= t.redialMaxMs, 'redialBaseMs must not exceed redialMaxMs')
   need(t.maxConnections >= 2 * t.targetPeers, 'maxConnections must be at least twice targetPeers, or nodes that dial us are refused')

@@ -1,5 +1,6 @@
 import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { DmError } from '../errors.js'
 import type { Channel } from '../sync/transport.js'
 
@@ -11,6 +12,12 @@ export interface ChannelLimits {
   maxFrameBytes: number
   /** How long a peer may take to deliver one whole frame (tuning.frameTimeoutMs): a slow-loris peer loses its stream here. */
   frameTimeoutMs: number
+  /**
+   * True for long-lived streams (push): the peer may stay silent between
+   * frames for as long as it likes, and the clock starts at a frame's first
+   * byte. Otherwise the clock starts when a frame is awaited.
+   */
+  idleBetweenFrames?: boolean
 }
 
 /**
@@ -18,8 +25,8 @@ export interface ChannelLimits {
  * each at most `maxFrameBytes` and delivered within `frameTimeoutMs`.
  */
 export function streamChannel (stream: Stream, peer: string, limits: ChannelLimits, count: ByteCounter = () => {}): Channel {
-  const { maxFrameBytes, frameTimeoutMs } = limits
-  const frames = lp.decode(stream, { maxDataLength: maxFrameBytes })[Symbol.asyncIterator]()
+  const { frameTimeoutMs } = limits
+  const frames = frameReader(stream, limits)
   const channel: Channel = {
     peer,
     async send (frame) {
@@ -27,20 +34,13 @@ export function streamChannel (stream: Stream, peer: string, limits: ChannelLimi
       if (!stream.send(lp.encode.single(frame))) await stream.onDrain({ signal: AbortSignal.timeout(frameTimeoutMs) })
     },
     async read () {
-      let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new DmError('ERR_TIMEOUT', `no complete frame within ${frameTimeoutMs} ms`)), frameTimeoutMs)
-      })
       try {
-        const next = await Promise.race([frames.next(), timeout])
-        if (next.done === true) return undefined
-        count('in', next.value.byteLength)
-        return next.value.subarray()
+        const frame = await frames()
+        if (frame !== undefined) count('in', frame.byteLength)
+        return frame
       } catch (err) {
         stream.abort(err as Error)
         throw err
-      } finally {
-        clearTimeout(timer)
       }
     },
     /**
@@ -61,4 +61,65 @@ export function streamChannel (stream: Stream, peer: string, limits: ChannelLimi
     }
   }
   return channel
+}
+
+/**
+ * Reads length-prefixed frames from a stream. The length is checked against
+ * the limit before the body is buffered; a frame must complete within the
+ * frame time-out, counted from its first byte (idle streams) or from the read.
+ */
+function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint8Array | undefined> {
+  const source = stream[Symbol.asyncIterator]()
+  const buf = new Uint8ArrayList()
+  let ended = false
+
+  async function more (deadline: number | undefined): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const next = source.next()
+    const timeout = deadline === undefined
+      ? undefined
+      : new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new DmError('ERR_TIMEOUT', `no complete frame within ${limits.frameTimeoutMs} ms`)), Math.max(0, deadline - Date.now()))
+      })
+    try {
+      const r = timeout === undefined ? await next : await Promise.race([next, timeout])
+      if (r.done === true) ended = true
+      else buf.append(r.value instanceof Uint8Array ? r.value : r.value.subarray())
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  return async () => {
+    let deadline = limits.idleBetweenFrames === true ? undefined : Date.now() + limits.frameTimeoutMs
+    for (;;) {
+      const frame = takeFrame(buf, limits.maxFrameBytes)
+      if (frame !== undefined) return frame
+      if (ended) {
+        if (buf.length > 0) throw new DmError('ERR_DECODE', 'stream ended in the middle of a frame')
+        return undefined
+      }
+      if (deadline === undefined && buf.length > 0) deadline = Date.now() + limits.frameTimeoutMs
+      await more(deadline)
+    }
+  }
+}
+
+/** Removes and returns one whole frame from the front of `buf`, if it holds one; throws on an oversized length. */
+function takeFrame (buf: Uint8ArrayList, maxFrameBytes: number): Uint8Array | undefined {
+  let length = 0
+  let i = 0
+  for (;; i++) {
+    if (i >= buf.length) return undefined
+    if (i >= 5) throw new DmError('ERR_DECODE', 'frame length is not a valid varint')
+    const b = buf.get(i)
+    length += (b & 0x7f) * 2 ** (7 * i)
+    if ((b & 0x80) === 0) break
+  }
+  if (length > maxFrameBytes) throw new DmError('ERR_DECODE', `frame of ${length} bytes exceeds the limit of ${maxFrameBytes}`)
+  const start = i + 1
+  if (buf.length < start + length) return undefined
+  const frame = buf.subarray(start, start + length)
+  buf.consume(start + length)
+  return frame
 }

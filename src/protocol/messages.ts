@@ -39,9 +39,19 @@ export const MAX_FRAME_BYTES_BY_PROTOCOL: Readonly<Record<string, number>> = {
   [PROTOCOL_PUSH_PULL]: MAX_FRAME_BYTES
 }
 
-/** Inbound streams per protocol per connection; with the frame limits above, about 11 MiB of buffers at most. */
+/**
+ * Protocols whose streams stay open between messages: a push stream lives as
+ * long as its connection, so a publish never waits for a stream to open. The
+ * frame time-out applies from a frame's first byte, not between frames.
+ */
+export const LONG_LIVED_PROTOCOLS: ReadonlySet<string> = new Set([PROTOCOL_PUSH])
+
+/**
+ * Inbound streams per protocol per connection; with the frame limits above, about 10 MiB of partial frames at most.
+ * push: an honest sender keeps one, and opens a second while replacing a broken one.
+ */
 export const MAX_INBOUND_STREAMS_BY_PROTOCOL: Readonly<Record<string, number>> = {
-  [PROTOCOL_PUSH]: 32,
+  [PROTOCOL_PUSH]: 4,
   [PROTOCOL_FETCH]: 4,
   [PROTOCOL_PUSH_PULL]: 2
 }

@@ -42,7 +42,7 @@ export function createSync (components: SyncComponents, init: { policy: PolicyCo
   const acceptor = createAcceptor({ store, clock, log }, init)
   const index = createIndexView({ store, acceptor })
   const fetch = createFetchService({ transport, acceptor, store, clock, log }, tuning)
-  const push = createPushService({ transport, acceptor, fetch, clock, random, log }, tuning)
+  const push = createPushService({ transport, acceptor, fetch, random, log }, tuning)
   const antiEntropy = createAntiEntropy({ transport, acceptor, index, fetch, peers, clock, random, log }, tuning)
   return {
     acceptor,

@@ -3,7 +3,7 @@ import type { Tuning } from '../config/tuning.js'
 import { describeError } from '../errors.js'
 import type { SignedVersion } from '../format/version.js'
 import { MAX_INLINE_BYTES, MessageType, PROTOCOL_PUSH, decodeMessage, encodeMessage, expectType, type Message } from '../protocol/messages.js'
-import { sample, type Clock } from '../util/clock.js'
+import { sample } from '../util/clock.js'
 import type { Log } from '../util/log.js'
 import { LOCAL_SOURCE, type Acceptor } from './acceptor.js'
 import type { FetchService } from './fetch.js'
@@ -12,7 +12,9 @@ import type { Channel, Transport } from './transport.js'
 
 /*
  * PushService: the fast path. Each newly accepted version goes at once to
- * `pushFanout` connected peers, over one long-lived push stream per peer.
+ * `pushFanout` connected peers, over one push stream per peer that is opened
+ * when the peer connects and kept for as long as it stays connected, so a
+ * publish minutes after the last one never waits for a stream to open.
  * Small content rides along; larger content is announced and fetched by the
  * receiver. A received push goes to the acceptor, or to the fetch service.
  *
@@ -35,22 +37,20 @@ export interface PushComponents {
   transport: Transport
   acceptor: Acceptor
   fetch: FetchService
-  clock: Clock
   random: () => number
   log: Log
 }
 
 interface Session {
   channel: Channel | undefined
+  /** Opens and frames go out one at a time, in order. */
   queue: PQueue
-  /** Cancels the idle close. */
-  idle: () => void
 }
 
-type PushTuning = Pick<Tuning, 'pushFanout' | 'maxQueuedPushesPerPeer' | 'pushStreamIdleMs'>
+type PushTuning = Pick<Tuning, 'pushFanout' | 'maxQueuedPushesPerPeer'>
 
 export function createPushService (components: PushComponents, tuning: PushTuning): PushService {
-  const { transport, acceptor, fetch, clock, random, log } = components
+  const { transport, acceptor, fetch, random, log } = components
   const sessions = new Map<string, Session>()
   const early = (v: SignedVersion, source: string): boolean => v.size <= MAX_INLINE_BYTES && source !== LOCAL_SOURCE
 
@@ -58,40 +58,45 @@ export function createPushService (components: PushComponents, tuning: PushTunin
     const targets = sample(transport.connectedPeers().filter(p => p !== source), tuning.pushFanout, random)
     if (targets.length === 0) return
     const frame = encodeMessage({ type: MessageType.Push, version: v, content: v.size <= MAX_INLINE_BYTES ? content : undefined })
-    for (const peer of targets) send(peer, frame)
+    for (const peer of targets) enqueue(peer, frame)
   }
 
-  function send (peer: string, frame: Uint8Array): void {
+  function session (peer: string): Session {
     let s = sessions.get(peer)
     if (s === undefined) {
-      s = { channel: undefined, queue: new PQueue({ concurrency: 1 }), idle: () => {} }
+      s = { channel: undefined, queue: new PQueue({ concurrency: 1 }) }
       sessions.set(peer, s)
     }
-    // Beyond the bound the push is dropped: anti-entropy repairs what it misses.
+    return s
+  }
+
+  /** Queues work on the peer's push stream, opening it first if needed; beyond the bound, work is dropped (anti-entropy repairs). */
+  function enqueue (peer: string, frame: Uint8Array | undefined): void {
+    const s = session(peer)
     if (s.queue.size >= tuning.maxQueuedPushesPerPeer) return
-    const session = s
-    void session.queue.add(async () => {
-      session.idle()
+    void s.queue.add(async () => {
       try {
-        session.channel ??= await transport.open(peer, PROTOCOL_PUSH)
-        await session.channel.send(frame)
-      } catch {
+        s.channel ??= await transport.open(peer, PROTOCOL_PUSH)
+        if (frame !== undefined) await s.channel.send(frame)
+      } catch (err) {
+        if (frame === undefined) throw err
         // The peer may have closed or reset the stream: once more, on a fresh one.
-        session.channel?.abort(new Error('push stream failed'))
-        session.channel = await transport.open(peer, PROTOCOL_PUSH)
-        await session.channel.send(frame)
+        s.channel?.abort(new Error('push stream failed'))
+        s.channel = await transport.open(peer, PROTOCOL_PUSH)
+        await s.channel.send(frame)
       }
-      session.idle = clock.after(tuning.pushStreamIdleMs, () => { void end(peer, session) })
     }).catch(err => {
-      session.channel = undefined
+      s.channel = undefined
       log.debug({ peer, err: describeError(err) }, 'push failed')
     })
   }
 
-  async function end (peer: string, s: Session): Promise<void> {
-    if (sessions.get(peer) !== s || s.queue.size > 0 || s.queue.pending > 0) return
+  function disconnected (peer: string): void {
+    const s = sessions.get(peer)
+    if (s === undefined) return
     sessions.delete(peer)
-    await s.channel?.close().catch(() => {})
+    s.queue.clear()
+    s.channel?.abort(new Error('peer disconnected'))
   }
 
   /** A push stream carries Push frames until its sender closes it. Inline content is stored before the next frame is read (backpressure). */
@@ -119,13 +124,14 @@ export function createPushService (components: PushComponents, tuning: PushTunin
     async start () {
       acceptor.events.on('verified', ({ version, content, source }) => { if (early(version, source)) broadcast(version, content, source) })
       acceptor.events.on('accepted', ({ entry, content, source }) => { if (!early(entry.version, source)) broadcast(entry.version, content, source) })
+      transport.onPeer((peer, connected) => { if (connected) enqueue(peer, undefined); else disconnected(peer) })
       await transport.handle(PROTOCOL_PUSH, guarded(log, 'push', receive))
     },
     async stop () {
       await Promise.allSettled([...sessions].map(async ([peer, s]) => {
-        s.idle()
         await s.queue.onIdle()
-        await end(peer, s)
+        if (sessions.get(peer) === s) sessions.delete(peer)
+        await s.channel?.close()
       }))
     }
   }

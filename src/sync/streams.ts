@@ -11,15 +11,16 @@ export async function readMessage (ch: Channel): Promise<Message> {
 }
 
 /**
- * A peer breaking the protocol is news (warn, with its code); a slow peer is
- * worth a line, but not an accusation; a connection dropping mid-stream is not news.
+ * A peer breaking the protocol is news (warn, with its code); a slow or busy
+ * peer is worth a line, but not an accusation; a connection dropping
+ * mid-stream (an error without a code) is not news.
  */
 export function streamFailed (log: Log, peer: string, protocol: string, err: unknown): void {
   const code = err instanceof DmError ? err.code : undefined
   const fields = { peer, protocol, code, err: describeError(err) }
-  if (code === 'ERR_DECODE') log.warn(fields, 'stream failed')
-  else if (code === 'ERR_TIMEOUT') log.info(fields, 'stream failed')
-  else log.debug(fields, 'stream failed')
+  if (code === undefined) log.debug(fields, 'stream failed')
+  else if (code === 'ERR_TIMEOUT' || code === 'ERR_BUSY') log.info(fields, 'stream failed')
+  else log.warn(fields, 'stream failed')
 }
 
 /** Wraps a handler so a misbehaving peer costs it its stream, never the daemon. */

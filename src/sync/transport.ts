@@ -32,6 +32,8 @@ export interface Transport {
   open: (peer: string, protocol: string) => Promise<Channel>
   /** Serves `protocol`; the handler owns the channel and must close or abort it. */
   handle: (protocol: string, handler: ChannelHandler) => Promise<void>
+  /** Calls `listener` when a peer connects (true) or its last connection closes (false). The listener must not block. */
+  onPeer: (listener: (peer: string, connected: boolean) => void) => void
 }
 
 /** Membership as the sync services see it: who to tell about, what we heard, who joined. */

@@ -40,6 +40,7 @@ function channelPair (a: string, b: string): [Channel, Channel] {
 export class MemoryNetwork {
   private readonly handlers = new Map<string, Map<string, ChannelHandler>>()
   private readonly links = new Set<string>()
+  private readonly peerListeners = new Map<string, Array<(peer: string, connected: boolean) => void>>()
 
   transport (id: string): Transport {
     this.handlers.set(id, new Map())
@@ -53,10 +54,25 @@ export class MemoryNetwork {
         void handler(theirs)
         return mine
       },
-      handle: async (protocol, handler) => { this.handlers.get(id)?.set(protocol, handler) }
+      handle: async (protocol, handler) => { this.handlers.get(id)?.set(protocol, handler) },
+      onPeer: listener => { this.peerListeners.set(id, [...(this.peerListeners.get(id) ?? []), listener]) }
     }
   }
 
-  connect (a: string, b: string): void { this.links.add(`${a}|${b}`); this.links.add(`${b}|${a}`) }
-  disconnect (a: string, b: string): void { this.links.delete(`${a}|${b}`); this.links.delete(`${b}|${a}`) }
+  connect (a: string, b: string): void {
+    this.links.add(`${a}|${b}`)
+    this.links.add(`${b}|${a}`)
+    this.notify(a, b, true)
+  }
+
+  disconnect (a: string, b: string): void {
+    this.links.delete(`${a}|${b}`)
+    this.links.delete(`${b}|${a}`)
+    this.notify(a, b, false)
+  }
+
+  private notify (a: string, b: string, connected: boolean): void {
+    for (const l of this.peerListeners.get(a) ?? []) l(b, connected)
+    for (const l of this.peerListeners.get(b) ?? []) l(a, connected)
+  }
 }

@@ -66,3 +66,13 @@ export function writeFileDurableSync (file: string, data: Uint8Array | string, m
     fs.closeSync(dirFd)
   }
 }
+
+/** Reads a whole file, refusing a symlink (ELOOP): the daemon's own files are never links. */
+export function readFileNoFollowSync (file: string): Buffer {
+  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW)
+  try {
+    return fs.readFileSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}

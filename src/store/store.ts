@@ -276,7 +276,9 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
         else if (keep !== undefined && await readVerified(keep.dir, base, sha) !== undefined) source = { from: keep.dir, entry: base }
         else if (keep !== undefined) await unlinkEntry(keep.dir, base)
         if (source === undefined) {
+          const known = !expected.present
           expected.present = false
+          if (st === undefined && known) return undefined
           if (st === undefined) return { name, action: 'missing', reason: `files/${printable(name)} is missing and no intact local copy is left; it will be fetched again` }
           const where = await moveAside(dir, base, name)
           return { name, action: 'moved-aside', reason: `files/${printable(name)} did not match its signed hash; moved to ${where}; it will be fetched again` }
@@ -336,7 +338,8 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       // Its content is unverified now: the scan of files/ moves it aside too.
       return
     }
-    index.set(version.name, { name: version.name, version, envelope, id: versionId(version), timestampMs: version.timestampMs, present: false })
+    // Present until settle() finds otherwise (and reports it).
+    index.set(version.name, { name: version.name, version, envelope, id: versionId(version), timestampMs: version.timestampMs, present: true })
   }
 
   /** Calls `onEntry` for every entry below `dir` that is not a directory (links are not followed). */

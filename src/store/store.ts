@@ -212,14 +212,13 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     }
   }
 
-  /** Makes keep/<name> the same inode as files/<name> (both verified by the caller). */
+  /** Makes keep/<name> the same inode as files/<name> (verified by the caller). Not fsynced: it can always be made again. */
   async function ensureKept (name: string, files: HeldDir, base: string): Promise<void> {
     const keep = await openParent(dirs.keep, name, true) as NonNullable<Awaited<ReturnType<typeof openParent>>>
     try {
       const [f, k] = await Promise.all([lstatEntry(files, base), lstatEntry(keep.dir, base)])
       if (f !== undefined && k?.ino !== f.ino) {
         await linkInto(files, base, keep.dir, base)
-        await keep.dir.sync()
       }
     } finally {
       await keep.release()
@@ -467,7 +466,8 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       } else {
         await Promise.all([unlinkEntry(files, base), unlinkEntry(keep, base)])
       }
-      await Promise.all([versions.sync(), keep.sync(), files.sync()])
+      // keep/ is not fsynced: a link lost to a power cut is made again from files/ at the next start.
+      await Promise.all([versions.sync(), files.sync()])
     } catch (err) {
       if (pastCommitPoint) {
         // The envelope is committed; the staged content stays for start-up to roll forward,

@@ -71,10 +71,11 @@ function holderRunning (content: string): boolean {
 }
 
 /**
- * Takes the lock on `stateDir` for this process, or refuses with
- * ERR_STATE_DIR_LOCKED naming the pid that holds it.
+ * Takes the lock on `stateDir` (created if missing) for this process, or
+ * refuses with ERR_STATE_DIR_LOCKED naming the pid that holds it.
  */
 export function lockStateDir (stateDir: string): StateDirLock {
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o750 })
   const file = path.join(stateDir, LOCK_FILE)
   const mine = `${process.pid} ${bootId()} ${startTime(process.pid) ?? '-'}\n`
   const tmp = path.join(stateDir, `.${LOCK_FILE}.${randomBytes(4).toString('hex')}.tmp`)

@@ -28,6 +28,14 @@ export type ErrorCode =
   | 'ERR_EXPIRED'
   // store
   | 'ERR_STORE_IO'
+  /** state_dir or one of its directories is a symlink, writable by others, or owned by another user */
+  | 'ERR_STATE_DIR_UNSAFE'
+  /** state_dir's directories are not all on one filesystem, so renames between them would fail */
+  | 'ERR_STATE_DIR_CROSS_DEVICE'
+  /** another daemon holds the state directory's lock */
+  | 'ERR_STATE_DIR_LOCKED'
+  /** a name needs a path that a file or directory left by an older allowlist occupies */
+  | 'ERR_NAME_COLLISION'
   // local API
   | 'ERR_DAEMON_UNREACHABLE'
   | 'ERR_API'

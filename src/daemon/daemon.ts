@@ -6,6 +6,10 @@ import { assertTuning } from '../config/tuning.js'
 import { describeError } from '../errors.js'
 import { networkIdFrom } from '../format/version.js'
 import { openStore } from '../store/store.js'
+import { lockStateDir } from '../store/lock.js'
+import { inspectStateDir } from '../store/state-dir.js'
+import { createTamperWatch } from '../store/tamper-watch.js'
+import { mayStayHeld } from '../policy/accept.js'
 import { LOCAL_SOURCE, type PolicyConfig } from '../sync/acceptor.js'
 import { createSync } from '../sync/index.js'
 import { assertSocketFree, startApiServer } from '../api/server.js'
@@ -14,7 +18,7 @@ import { loadOrCreateIdentity } from '../net/identity.js'
 import { createMeshNode } from '../net/node.js'
 import { libp2pTransport } from '../net/transport.js'
 import { createMembership } from '../net/membership.js'
-import { systemClock } from '../util/clock.js'
+import { sample, systemClock } from '../util/clock.js'
 import { createLogger } from './logger.js'
 import { noMetrics, startMetrics } from './metrics.js'
 import { loadPeers, savePeers } from './peers-file.js'
@@ -53,8 +57,12 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
 
   try {
     // Checked before anything starts, so a second daemon fails fast and leaves no port open.
+    const lock = lockStateDir(config.stateDir)
+    stops.push(() => lock.release())
     await assertSocketFree(config.api.socket)
-    const store = await openStore(config.stateDir, { problem: message => log.warn({}, message) })
+    for (const f of await inspectStateDir(config.stateDir)) if (!f.fatal) log.warn({ code: f.code, path: f.path }, f.message)
+    const store = await openStore(config.stateDir, { problem: message => log.warn({}, message), verify: v => mayStayHeld(policyFrom(config), v) })
+    stops.push(async () => await store.close())
     const identity = await loadOrCreateIdentity(config.stateDir)
     const node = await createMeshNode({
       identity,
@@ -65,7 +73,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     })
     stops.push(async () => await node.stop())
     const membership = createMembership({
-      node, bootstrap: config.network.bootstrap, remembered: loadPeers(config.stateDir), tuning, log, clock, random,
+      node, bootstrap: config.network.bootstrap, remembered: loadPeers(config.stateDir, m => log.warn({}, m)), tuning, log, clock, random,
       save: peers => savePeers(config.stateDir, peers)
     })
     membership.start()
@@ -84,6 +92,21 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     antiEntropy.events.on('round', r => metrics.sink.round(r.durationMs))
     await sync.start()
     stops.push(async () => await sync.stop())
+
+    // A held file edited or deleted on disk is restored, or moved aside and fetched again from peers.
+    const tamper = createTamperWatch({
+      store,
+      onEvent: r => {
+        log.warn({ name: r.name, action: r.action }, r.reason)
+        metrics.sink.tampered(r.action)
+        acceptor.events.emit('changed', undefined)
+        const peer = sample(transport.connectedPeers(), 1, random)[0]
+        if (peer !== undefined && !store.get(r.name)?.present) void antiEntropy.round(peer).catch(() => {})
+      },
+      onError: m => log.error({}, m)
+    })
+    tamper.start()
+    stops.push(async () => await tamper.stop())
 
     const api = await startApiServer(config.api.socket, {
       publish: async (v, content) => await acceptor.ingest(v, content, LOCAL_SOURCE),

@@ -11,10 +11,12 @@ export interface MetricsSink {
   refused: (code: string) => void
   round: (durationMs: number) => void
   bytes: (direction: 'in' | 'out', n: number) => void
+  /** A held file found changed on disk, by what was done about it. */
+  tampered: (action: string) => void
 }
 
 /** Metrics off: the sink drops everything, and there is nothing to close. */
-export const noMetrics: MetricsServer = { sink: { accepted () {}, refused () {}, round () {}, bytes () {} }, async close () {} }
+export const noMetrics: MetricsServer = { sink: { accepted () {}, refused () {}, round () {}, bytes () {}, tampered () {} }, async close () {} }
 
 export interface MetricsSources {
   peersConnected: () => number
@@ -39,6 +41,7 @@ export async function startMetrics (listen: string, sources: MetricsSources, now
   const accepted = new prom.Counter({ ...reg, name: 'dm_versions_accepted_total', help: 'Versions accepted and stored' })
   const refused = new prom.Counter({ ...reg, name: 'dm_versions_refused_total', help: 'Versions refused, by reason code', labelNames: ['reason'] })
   const rounds = new prom.Histogram({ ...reg, name: 'dm_sync_round_duration_seconds', help: 'Push-pull anti-entropy rounds and their duration', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] })
+  const tampered = new prom.Counter({ ...reg, name: 'dm_local_tamper_total', help: 'Held files found changed on disk, by the action taken (restored, moved aside)', labelNames: ['action'] })
   const bytes = new prom.Counter({ ...reg, name: 'dm_sync_bytes_total', help: 'Bytes of sync protocol frames, by direction', labelNames: ['direction'] })
   const delay = new prom.Histogram({ ...reg, name: 'dm_propagation_delay_seconds', help: 'From a version\'s signing time to its acceptance here (versions from peers)', buckets: [0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600] })
   new prom.Gauge({
@@ -71,7 +74,8 @@ export async function startMetrics (listen: string, sources: MetricsSources, now
       },
       refused: code => refused.inc({ reason: code }),
       round: ms => rounds.observe(ms / 1000),
-      bytes: (direction, n) => bytes.inc({ direction }, n)
+      bytes: (direction, n) => bytes.inc({ direction }, n),
+      tampered: action => tampered.inc({ action })
     },
     async close () {
       server.closeAllConnections()

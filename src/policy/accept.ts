@@ -80,6 +80,18 @@ export function supersedes (candidate: HeldVersion, held: HeldVersion | undefine
   return order > 0 || (order === 0 && held.present === false)
 }
 
+/**
+ * Whether a version found on disk at start may stay held: signed for this
+ * network, its signature valid, and its signer still listed if its name is.
+ * Not checkHeader: an expired or future-dated version stays held (it still
+ * refuses older ones), and a name no longer listed is kept and shown as such.
+ */
+export function mayStayHeld (ctx: Pick<PolicyContext, 'networkId' | 'allowlist'>, v: SignedVersion): true | string {
+  if (!Buffer.from(v.networkId).equals(ctx.networkId)) return 'it was signed for another network id'
+  if (ctx.allowlist.has(v.name) && !signerAllowed(ctx, v.name, v.signer)) return 'its signer is not listed for this name'
+  return signatureIsValid(v) ? true : 'its signature is not valid'
+}
+
 /** What a node advertises to its peers: held with its content, not expired, not revoked. */
 export function advertisable (ctx: Pick<PolicyContext, 'allowlist' | 'nowMs'>, held: HeldSigned): boolean {
   return held.present !== false && !isExpired(held.version, ctx.nowMs) && effectiveHeld(ctx, held) !== undefined

@@ -1,11 +1,14 @@
-import fs from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
 import path from 'node:path'
 
 /*
  * The durable-write primitives. A watcher must only ever see whole files, so
  * content is written and fsynced under a temporary name, then renamed over the
  * target (atomic on POSIX within one filesystem), then the directory is fsynced
- * so the rename itself survives a power cut.
+ * so the rename itself survives a power cut. Every error surfaces: a failed
+ * fsync means the data may not be on disk, and the caller must know.
  */
 
 /** Mode of replicated files: owner writes, the consumer group reads. */
@@ -13,32 +16,63 @@ export const FILE_MODE = 0o640
 /** Mode of directories under files/: the consumer group may list and enter. */
 export const DIR_MODE = 0o750
 
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY } = fs.constants
+/** Create a new file, never through a symlink (O_EXCL refuses any existing name, links included). */
+const CREATE_NEW = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
+
 /** Creates `file` (which must not exist), writes `data`, fsyncs, closes. Removes it on failure. */
 export async function writeNewFileSynced (file: string, data: Uint8Array, mode = FILE_MODE): Promise<void> {
-  const handle = await fs.open(file, 'wx', mode)
+  const handle = await fsp.open(file, CREATE_NEW, mode)
   try {
     await handle.writeFile(data)
     await handle.sync()
   } catch (err) {
     await handle.close().catch(() => {})
-    await fs.rm(file, { force: true })
+    await fsp.rm(file, { force: true })
     throw err
   }
   await handle.close()
 }
 
-export async function fsyncDir (dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r')
+/**
+ * The one writer for whole files the daemon keeps outside the store
+ * (identity.key, peers.json): temp file in the same directory, fsync, rename
+ * over `file`, fsync the directory. Synchronous because these files are tiny
+ * and written at start and shutdown. A symlink at `file` is replaced, not followed.
+ */
+export function writeFileDurableSync (file: string, data: Uint8Array | string, mode = FILE_MODE): void {
+  const dir = path.dirname(file)
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`)
+  const fd = fs.openSync(tmp, CREATE_NEW, mode)
   try {
-    await handle.sync()
+    fs.writeFileSync(fd, data)
+    fs.fsyncSync(fd)
+  } catch (err) {
+    fs.closeSync(fd)
+    fs.rmSync(tmp, { force: true })
+    throw err
+  }
+  fs.closeSync(fd)
+  try {
+    fs.renameSync(tmp, file)
+  } catch (err) {
+    fs.rmSync(tmp, { force: true })
+    throw err
+  }
+  const dirFd = fs.openSync(dir, O_RDONLY)
+  try {
+    fs.fsyncSync(dirFd)
   } finally {
-    await handle.close()
+    fs.closeSync(dirFd)
   }
 }
 
-/** mkdir -p for the parent of `file`; returns the parent. */
-export async function ensureParent (file: string): Promise<string> {
-  const dir = path.dirname(file)
-  await fs.mkdir(dir, { recursive: true, mode: DIR_MODE })
-  return dir
+/** Reads a whole file, refusing a symlink (ELOOP): the daemon's own files are never links. */
+export function readFileNoFollowSync (file: string): Buffer {
+  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW)
+  try {
+    return fs.readFileSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
 }

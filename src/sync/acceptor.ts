@@ -22,6 +22,9 @@ import type { Log } from '../util/log.js'
 /** The source of versions handed over by the local API (any other source is a peer id). */
 export const LOCAL_SOURCE = 'local'
 
+/** Versions remembered as blocked by the local disk layout; beyond this they are simply retried. */
+const MAX_BLOCKED = 1024
+
 export type IngestResult = { ok: true } | Refusal
 
 /** The policy inputs that may change at run time (SIGHUP); the clock supplies nowMs. */
@@ -72,6 +75,12 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   let policy = init.policy
   /** Version ids being ingested, so the same version arriving from many peers at once costs one commit. */
   const inflight = new Set<string>()
+  /**
+   * Versions the store cannot take until the operator acts (a name whose path
+   * an older [files] layout still occupies, an unsafe state_dir): not fetched
+   * again every round. Forgotten on reload, when the operator may have fixed it.
+   */
+  const blocked = new Set<string>()
   /** Commits under way, which stop() waits for. */
   const commits = new Set<Promise<unknown>>()
   let cancelSweep = (): void => {}
@@ -107,6 +116,12 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
       committed = await commit.finally(() => commits.delete(commit)).then(r => r.committed)
     } catch (err) {
       const code = err instanceof DmError ? err.code : 'ERR_STORE_IO'
+      if (code === 'ERR_NAME_COLLISION' || code === 'ERR_STATE_DIR_UNSAFE') {
+        // The store has said why, once; retrying cannot help until the operator acts.
+        if (blocked.size < MAX_BLOCKED) blocked.add(key)
+        log.debug({ name: v.name, source, code }, 'version cannot be stored here')
+        return { ok: false, code, reason: describeError(err), retryable: false }
+      }
       log.error({ name: v.name, source, code, err: describeError(err) }, 'cannot store version')
       return { ok: false, code: 'ERR_STORE_IO', reason: describeError(err), retryable: true }
     } finally {
@@ -153,11 +168,12 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     },
     setPolicy (next) {
       policy = next
+      blocked.clear()
       events.emit('changed', undefined)
     },
     held,
     check: v => checkHeader(v, held(v.name), ctx()),
-    wants: e => policy.allowlist.has(e.name) && supersedes(e, held(e.name)),
+    wants: e => policy.allowlist.has(e.name) && supersedes(e, held(e.name)) && !blocked.has(hex(e.id)),
     advertised: e => advertisable(ctx(), e),
     ingest,
     refuse

@@ -78,7 +78,7 @@ test('a full disk refuses the write, keeps the previous version, and the version
   const state = path.join(full.dir, 'state')
   fs.mkdirSync(state, { recursive: true })
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', state], { stdio: 'pipe' })
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m,mode=0750', 'tmpfs', state], { stdio: 'pipe' })
   } catch (err) {
     t.skip(`cannot mount a tmpfs here: ${String(err)}`)
     return

@@ -124,9 +124,9 @@ function snapshot (n: TestNode): Snapshot {
   return out
 }
 
-/** Asserts two snapshots are identical except for paths of `changed` names (files/<name>, versions/<name>.sig). */
+/** Asserts two snapshots are identical except for paths of `changed` names (files/<name>, keep/<name>, versions/<name>.sig). */
 function assertUnchanged (before: Snapshot, after: Snapshot, changed: string[] = []): void {
-  const ignored = (p: string): boolean => changed.some(name => p === `files/${name}` || p === `versions/${name}.sig`)
+  const ignored = (p: string): boolean => changed.some(name => p === `files/${name}` || p === `keep/${name}` || p === `versions/${name}.sig`)
   const diff: string[] = []
   for (const [p, v] of after) if (!ignored(p) && before.get(p) !== v) diff.push(`${p}: ${before.get(p) ?? 'absent'} -> ${v}`)
   for (const [p] of before) if (!ignored(p) && !after.has(p)) diff.push(`${p}: removed`)
@@ -925,7 +925,7 @@ test('a full disk: the write fails cleanly, the held version stays whole, the da
   const stateDir = path.join(node.dir, 'state')
   // The harness created the identity (dm id) before the mount would hide it: carry it over.
   const identity = fs.readFileSync(path.join(stateDir, 'identity.key'))
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', stateDir])
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m,mode=0750', 'tmpfs', stateDir])
   try {
     fs.writeFileSync(path.join(stateDir, 'identity.key'), identity, { mode: 0o600 })
     await node.start()

@@ -1,0 +1,121 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { describeError } from '../errors.js'
+import type { RepairReport, Store } from './store.js'
+
+/*
+ * Notices local changes to files/ while the daemon runs: a held file edited,
+ * replaced or deleted, or something written where no held version is. Each
+ * change is checked by the store against the signed hash (`Store.check`),
+ * which restores from keep/ or moves the content aside and marks the entry not
+ * present, so anti-entropy fetches it again.
+ *
+ * fs.watch (recursive; inotify on Linux) gives the paths; events are coalesced
+ * for `debounceMs`, then checked one at a time. A periodic pass over every held
+ * name (a stat each; a hash only when the stat changed) catches what the
+ * watcher missed: events dropped under load, a directory created and filled
+ * before its watch was added.
+ */
+
+/** Coalescing delay: one check per burst of events on a name (an editor's save is several). */
+export const DEFAULT_DEBOUNCE_MS = 200
+/** The safety-net pass over every held name. */
+export const DEFAULT_RESCAN_INTERVAL_MS = 60_000
+/** Paths waiting for a check; beyond this a full pass replaces them. */
+const MAX_PENDING = 4096
+
+export interface TamperWatchInit {
+  store: Pick<Store, 'filesDir' | 'check' | 'entries'>
+  /** Each restore or move-aside, for a metric and a warn log; must not block. */
+  onEvent: (report: RepairReport) => void
+  /** A check that failed (an I/O error), or the watcher failing; must not block. */
+  onError?: (message: string) => void
+  debounceMs?: number
+  rescanIntervalMs?: number
+}
+
+export interface TamperWatch {
+  start: () => void
+  /** Stops watching and waits for the check under way. */
+  stop: () => Promise<void>
+}
+
+export function createTamperWatch (init: TamperWatchInit): TamperWatch {
+  const { store, onEvent } = init
+  const onError = init.onError ?? (() => {})
+  const debounceMs = init.debounceMs ?? DEFAULT_DEBOUNCE_MS
+  const rescanMs = init.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS
+  const pending = new Set<string>()
+  let fullPass = false
+  let watcher: fs.FSWatcher | undefined
+  let debounce: NodeJS.Timeout | undefined
+  let rescan: NodeJS.Timeout | undefined
+  let running: Promise<void> = Promise.resolve()
+  let stopped = true
+
+  async function checkOne (rel: string): Promise<void> {
+    try {
+      const report = await store.check(rel)
+      if (report !== undefined) onEvent(report)
+    } catch (err) {
+      onError(`cannot check files/${rel}: ${describeError(err)}`)
+    }
+  }
+
+  /** Checks the pending paths, and the held names below each (a deleted directory takes its files with it). */
+  async function drain (): Promise<void> {
+    const paths = [...pending]
+    pending.clear()
+    const everything = fullPass
+    fullPass = false
+    const names = new Set<string>()
+    const held = [...store.entries()].map(e => e.name)
+    if (everything) for (const n of held) names.add(n)
+    for (const p of paths) {
+      names.add(p)
+      for (const n of held) if (n.startsWith(p + '/')) names.add(n)
+    }
+    for (const name of names) {
+      if (stopped) return
+      await checkOne(name)
+    }
+  }
+
+  function schedule (): void {
+    if (debounce !== undefined || stopped) return
+    debounce = setTimeout(() => {
+      debounce = undefined
+      running = running.then(drain)
+    }, debounceMs)
+  }
+
+  function onChange (filename: string | Buffer | null): void {
+    if (filename === null) fullPass = true
+    else if (pending.size >= MAX_PENDING) fullPass = true
+    else pending.add(filename.toString().split(path.sep).join('/'))
+    schedule()
+  }
+
+  return {
+    start () {
+      if (!stopped) return
+      stopped = false
+      try {
+        watcher = fs.watch(store.filesDir, { recursive: true, persistent: false }, (_event, filename) => onChange(filename))
+        watcher.on('error', err => onError(`watching ${store.filesDir} failed: ${describeError(err)}; relying on the periodic check`))
+      } catch (err) {
+        onError(`cannot watch ${store.filesDir}: ${describeError(err)}; relying on the periodic check`)
+      }
+      rescan = setInterval(() => { fullPass = true; schedule() }, rescanMs)
+      rescan.unref()
+    },
+    async stop () {
+      stopped = true
+      watcher?.close()
+      clearTimeout(debounce)
+      clearInterval(rescan)
+      debounce = undefined
+      await running
+    }
+  }
+}

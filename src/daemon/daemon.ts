@@ -3,12 +3,12 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Config, LogFormat } from '../config/config.js'
 import { loadConfig } from '../config/load.js'
 import { describeError } from '../errors.js'
-import { hex, networkIdFrom, VersionKind } from '../format/version.js'
-import { publicKeyToBase64 } from '../crypto/keys.js'
-import { openStore, type HeldEntry } from '../store/store.js'
+import { networkIdFrom } from '../format/version.js'
+import { openStore } from '../store/store.js'
 import { createSyncEngine } from '../sync/engine.js'
 import { assertSocketFree, startApiServer } from '../api/server.js'
-import type { PeerInfoJson, StatusInfo, VersionInfo } from '../api/wire.js'
+import type { PeerInfoJson, StatusInfo } from '../api/wire.js'
+import { versionInfo } from '../api/version-info.js'
 import { loadOrCreateIdentity } from '../net/identity.js'
 import { createMeshNode, type MeshNode } from '../net/node.js'
 import { libp2pTransport } from '../net/transport.js'
@@ -32,22 +32,6 @@ export interface Daemon {
   /** Re-reads the config file: the [files] allowlist, log level and clock skew take effect at once. */
   reload: (configPath: string) => void
   stop: () => Promise<void>
-}
-
-export function versionInfo (e: HeldEntry): VersionInfo {
-  const v = e.version
-  return {
-    name: e.name,
-    size: v.size,
-    timestampMs: v.timestampMs,
-    signedAt: new Date(v.timestampMs).toISOString(),
-    expiresAtMs: v.expiresAtMs,
-    signer: publicKeyToBase64(v.signer),
-    sha256: hex(v.sha256),
-    id: hex(e.id),
-    tombstone: v.kind === VersionKind.Tombstone,
-    present: e.present
-  }
 }
 
 /** Starts every component in data-flow order and returns once the API answers. */
@@ -146,7 +130,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
 
   const api = await startApiServer(config.api.socket, {
     publish: async (v, content) => await sync.publish(v, content),
-    list: () => [...store.entries()].map(versionInfo).sort((a, b) => a.name < b.name ? -1 : 1),
+    list: () => [...store.entries()].map(e => versionInfo(e, Date.now(), policy.allowlist.has(e.name))).sort((a, b) => a.name < b.name ? -1 : 1),
+    content: async name => await store.readContent(name),
     peers: (): PeerInfoJson[] => membership.members().map(m => ({
       id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastSeenMs: m.lastSeenMs ?? null
     })),

@@ -14,14 +14,8 @@ function looksPublic (file: string): boolean {
 
 /** Loads the private signing key for --key, with one clear line when given a public key instead. */
 export function loadSigningKey (file: string): SigningKey {
-  try {
-    return loadPrivateKey(file, { warn })
-  } catch (err) {
-    if (err instanceof DmError && looksPublic(file)) {
-      throw new DmError('ERR_KEY', `key ${file} is a public key; --key needs the private key file (the one dm keygen wrote)`)
-    }
-    throw err
-  }
+  if (looksPublic(file)) throw new DmError('ERR_KEY', `key ${file} is a public key; --key needs the private key file (the one dm keygen wrote)`)
+  return loadPrivateKey(file, { warn })
 }
 
 /** Creates the parent directory of a key or signature file, private (0700), if missing. */

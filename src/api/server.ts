@@ -45,7 +45,7 @@ export async function assertSocketFree (socketPath: string): Promise<void> {
   if (kind === 'none') return
   if (kind === 'link') throw new DmError('ERR_SOCKET_IN_USE', `api.socket: ${socketPath} is a symbolic link; the daemon never follows one there: remove it`)
   if (kind === 'other') throw new DmError('ERR_SOCKET_IN_USE', `api.socket: ${socketPath} exists and is not a socket: remove it or change api.socket`)
-  if (await answers(socketPath)) throw new DmError('ERR_SOCKET_IN_USE', `api.socket: another process (a daemon already running?) is serving ${socketPath}`)
+  if (await answers(socketPath)) throw new DmError('ERR_SOCKET_IN_USE', `another daemon is serving ${socketPath}`)
   fs.rmSync(socketPath, { force: true })
 }
 

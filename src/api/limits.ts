@@ -36,8 +36,8 @@ export interface ConnectionGovernor {
   reserve: (socket: Socket, n: number) => boolean
   /** The request's body is complete and being answered: never evicted until `done`. */
   answering: (socket: Socket) => void
-  /** The request finished (answered or aborted): its body bytes are released. */
-  done: (socket: Socket, answered: boolean) => void
+  /** A request finished (answered or aborted): its `bodyBytes` are released. */
+  done: (socket: Socket, answered: boolean, bodyBytes: number) => void
   readonly connections: number
   readonly bodyBytes: number
 }
@@ -101,12 +101,13 @@ export function createConnectionGovernor (limits: GovernorLimits = {}): Connecti
       const c = conns.get(socket)
       if (c !== undefined) c.answering++
     },
-    done (socket, answered) {
+    done (socket, answered, n) {
       const c = conns.get(socket)
       if (c === undefined) return
       if (answered) c.answering--
-      bodyBytes -= c.bodyBytes
-      c.bodyBytes = 0
+      // Per request, not per connection: a pipelined request may still be reading its body.
+      c.bodyBytes -= n
+      bodyBytes -= n
       c.lastActiveMs = now()
     },
     get connections () { return conns.size },

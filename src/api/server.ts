@@ -108,8 +108,8 @@ function send (res: http.ServerResponse, status: number, body: unknown): void {
   res.end(data)
 }
 
-/** Reads a body chunk by chunk, each chunk counted against the API's shared byte budget. */
-async function readBody (req: http.IncomingMessage, max: number, governor: ConnectionGovernor): Promise<Buffer> {
+/** Reads a body chunk by chunk, each chunk counted (in `held.bytes`) against the API's shared byte budget. */
+async function readBody (req: http.IncomingMessage, max: number, governor: ConnectionGovernor, held: { bytes: number }): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > max) throw new DmError('ERR_TOO_LARGE', `request body of ${declared} bytes exceeds ${max}`)
   const parts: Buffer[] = []
@@ -119,6 +119,7 @@ async function readBody (req: http.IncomingMessage, max: number, governor: Conne
     total += b.length
     if (total > max) throw new DmError('ERR_TOO_LARGE', `request body exceeds ${max} bytes`)
     if (!governor.reserve(req.socket, b.length)) throw new DmError('ERR_API_BUSY', 'the API holds as many upload bytes as it may; try again')
+    held.bytes += b.length
     parts.push(b)
   }
   return Buffer.concat(parts, total)
@@ -128,12 +129,13 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
   const socket = req.socket
   governor.touch(socket)
   let answering = false
-  res.once('close', () => governor.done(socket, answering))
+  const held = { bytes: 0 }
+  res.once('close', () => governor.done(socket, answering, held.bytes))
   try {
     const url = new URL(req.url ?? '/', 'http://dm')
     const route = `${req.method ?? ''} ${url.pathname}`
     if (route === 'POST /v1/versions') {
-      const body = await readBody(req, MAX_PUBLISH_BODY_BYTES, governor)
+      const body = await readBody(req, MAX_PUBLISH_BODY_BYTES, governor, held)
       governor.answering(socket)
       answering = true
       const { version, content } = decodePublishBody(body)

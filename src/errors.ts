@@ -39,6 +39,16 @@ export type ErrorCode =
   // local API
   | 'ERR_DAEMON_UNREACHABLE'
   | 'ERR_API'
+  /** The API is at its connection or upload-byte cap (HTTP 503); try again. */
+  | 'ERR_API_BUSY'
+  /** A socket, or its directory, that others could have planted or could swap. */
+  | 'ERR_SOCKET_UNSAFE'
+  /** Something else already occupies the API socket path. */
+  | 'ERR_SOCKET_IN_USE'
+  /** The daemon holds no such name (or no content for it). */
+  | 'ERR_NOT_FOUND'
+  /** The OS refused access to a path the config names; the message names the key. */
+  | 'ERR_PERMISSION'
   | 'ERR_USAGE'
 
 export class DmError extends Error {

@@ -1,39 +1,70 @@
 import http from 'node:http'
 import { DmError } from '../errors.js'
+import { assertSocketTrusted, type TrustOptions } from './socket.js'
 
-/** Calls the local API; maps "no daemon" and "no permission" to clear errors. */
-export async function apiRequest<T> (socketPath: string, method: 'GET' | 'POST', path: string, body?: Uint8Array): Promise<T> {
-  return await new Promise<T>((resolve, reject) => {
+/** How long a call may take; a publish waits for the daemon's fsyncs. */
+const REQUEST_TIMEOUT_MS = 120_000
+/** Largest answer read: a 10 MiB file plus slack; a listing of thousands of names fits. */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+interface Answer { status: number, body: Buffer }
+
+/**
+ * One HTTP call on the API socket, after checking that the socket is one the
+ * daemon made (src/api/socket.ts). Maps "no daemon" and "no permission" to
+ * clear errors that name the config key.
+ */
+async function call (socketPath: string, method: 'GET' | 'POST', path: string, body: Uint8Array | undefined, trust: TrustOptions): Promise<Answer> {
+  assertSocketTrusted(socketPath, trust)
+  return await new Promise<Answer>((resolve, reject) => {
     const req = http.request({ socketPath, method, path, headers: body !== undefined ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {} }, res => {
       const parts: Buffer[] = []
-      res.on('data', (c: Buffer) => parts.push(c))
-      res.on('end', () => {
-        let json: unknown
-        try {
-          json = JSON.parse(Buffer.concat(parts).toString('utf8'))
-        } catch {
-          reject(new DmError('ERR_API', `daemon sent a malformed answer (HTTP ${res.statusCode ?? '?'})`))
-          return
-        }
-        const err = json as { ok?: boolean, code?: string, reason?: string }
-        if ((res.statusCode ?? 500) >= 400 || err.ok === false) {
-          reject(new DmError((err.code ?? 'ERR_API') as DmError['code'], err.reason ?? `HTTP ${res.statusCode ?? '?'}`))
-        } else {
-          resolve(json as T)
-        }
+      let total = 0
+      res.on('data', (c: Buffer) => {
+        total += c.length
+        if (total > MAX_ANSWER_BYTES) req.destroy(new DmError('ERR_API', `the daemon's answer exceeds ${MAX_ANSWER_BYTES} bytes`))
+        else parts.push(c)
       })
+      res.on('end', () => resolve({ status: res.statusCode ?? 500, body: Buffer.concat(parts) }))
       res.on('error', reject)
     })
-    req.setTimeout(120_000, () => req.destroy(new Error('the daemon did not answer within 120 s')))
+    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new DmError('ERR_DAEMON_UNREACHABLE', `the daemon did not answer within ${REQUEST_TIMEOUT_MS / 1000} s`)))
     req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-        reject(new DmError('ERR_DAEMON_UNREACHABLE', `no daemon is running (nothing listens on ${socketPath}); start it with dm daemon`))
+      if (err instanceof DmError) reject(err)
+      else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+        reject(new DmError('ERR_DAEMON_UNREACHABLE', `no daemon is running (nothing listens on ${socketPath}, api.socket); start it with dm daemon`))
       } else if (err.code === 'EACCES') {
-        reject(new DmError('ERR_DAEMON_UNREACHABLE', `permission denied on ${socketPath}; run as the daemon's user or a member of its group`))
+        reject(new DmError('ERR_DAEMON_UNREACHABLE', `permission denied on ${socketPath} (api.socket); run as the daemon's user or a member of its group`))
       } else {
         reject(new DmError('ERR_DAEMON_UNREACHABLE', `cannot reach the daemon at ${socketPath}: ${err.message}`))
       }
     })
     req.end(body)
   })
+}
+
+function refusal (a: Answer): DmError {
+  let err: { code?: string, reason?: string } = {}
+  try { err = JSON.parse(a.body.toString('utf8')) } catch {}
+  return new DmError((err.code ?? 'ERR_API') as DmError['code'], err.reason ?? `HTTP ${a.status}`)
+}
+
+/** A JSON call; an error answer becomes a DmError with the daemon's code. */
+export async function apiRequest<T> (socketPath: string, method: 'GET' | 'POST', path: string, body?: Uint8Array, trust: TrustOptions = {}): Promise<T> {
+  const a = await call(socketPath, method, path, body, trust)
+  let json: unknown
+  try {
+    json = JSON.parse(a.body.toString('utf8'))
+  } catch {
+    throw new DmError('ERR_API', `daemon sent a malformed answer (HTTP ${a.status})`)
+  }
+  if (a.status >= 400 || (json as { ok?: boolean }).ok === false) throw refusal(a)
+  return json as T
+}
+
+/** A call whose answer is raw bytes (GET /v1/content). */
+export async function apiRequestBytes (socketPath: string, path: string, trust: TrustOptions = {}): Promise<Buffer> {
+  const a = await call(socketPath, 'GET', path, undefined, trust)
+  if (a.status >= 400) throw refusal(a)
+  return a.body
 }

@@ -1,14 +1,17 @@
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
-import path from 'node:path'
-import { DmError, describeError } from '../errors.js'
+import { DmError, describeError, type ErrorCode } from '../errors.js'
 import type { SignedVersion } from '../format/version.js'
 import type { Refusal } from '../policy/accept.js'
+import { createConnectionGovernor, type ConnectionGovernor, type GovernorLimits } from './limits.js'
+import { prepareSocketDir, socketPathKind, SOCKET_MODE } from './socket.js'
 import { decodePublishBody, MAX_PUBLISH_BODY_BYTES, type PeerInfoJson, type StatusInfo, type VersionInfo } from './wire.js'
 
-/** Socket mode: the daemon's user and group may call the API, nobody else. */
-export const SOCKET_MODE = 0o660
+export { SOCKET_MODE } from './socket.js'
+
+/** Binding under this umask gives the socket SOCKET_MODE directly: no chmod, which would follow a link swapped in. */
+const SOCKET_UMASK = 0o777 & ~SOCKET_MODE
 
 export interface ApiHandlers {
   /** Stores a version; ok only once it is committed here. */
@@ -16,38 +19,63 @@ export interface ApiHandlers {
   list: () => VersionInfo[]
   peers: () => PeerInfoJson[]
   status: () => StatusInfo
+  /** The held content of `name`, checked against its signed hash; undefined when not held (or a tombstone). */
+  content: (name: string) => Promise<Uint8Array | undefined>
 }
 
 export interface ApiServer {
   close: () => Promise<void>
+  /** Connections open and body bytes held, for tests and metrics. */
+  readonly load: { connections: number, bodyBytes: number }
 }
 
-/** Throws when another daemon answers on the socket; removes a stale socket file left by a dead one. */
+export interface ApiServerOptions {
+  /** Overrides the caps of src/api/limits.ts (tests). */
+  limits?: GovernorLimits
+}
+
+/**
+ * Makes the socket path usable: creates its directory privately (refusing
+ * one others can write), removes a stale socket left by a dead daemon, and
+ * refuses, in one line, a path another process serves or something else
+ * occupies (a symbolic link is never followed or removed).
+ */
 export async function assertSocketFree (socketPath: string): Promise<void> {
-  if (!fs.existsSync(socketPath)) return
-  if (await answers(socketPath)) throw new DmError('ERR_API', `another daemon is serving ${socketPath}`)
+  prepareSocketDir(socketPath)
+  const kind = socketPathKind(socketPath)
+  if (kind === 'none') return
+  if (kind === 'link') throw new DmError('ERR_SOCKET_IN_USE', `api.socket: ${socketPath} is a symbolic link; the daemon never follows one there: remove it`)
+  if (kind === 'other') throw new DmError('ERR_SOCKET_IN_USE', `api.socket: ${socketPath} exists and is not a socket: remove it or change api.socket`)
+  if (await answers(socketPath)) throw new DmError('ERR_SOCKET_IN_USE', `another daemon is serving ${socketPath}`)
   fs.rmSync(socketPath, { force: true })
 }
 
-/** Listens on a Unix socket; refuses to take over a socket another daemon is serving. */
-export async function startApiServer (socketPath: string, handlers: ApiHandlers): Promise<ApiServer> {
-  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o750 })
+/** Listens on a Unix socket; refuses to take over a socket another process is serving. */
+export async function startApiServer (socketPath: string, handlers: ApiHandlers, opts: ApiServerOptions = {}): Promise<ApiServer> {
   await assertSocketFree(socketPath)
-  const server = http.createServer((req, res) => { void route(req, res, handlers) })
+  const governor = createConnectionGovernor(opts.limits)
+  const server = http.createServer((req, res) => { void route(req, res, handlers, governor) })
   server.headersTimeout = 10_000
   server.requestTimeout = 60_000
+  server.on('connection', (socket: net.Socket) => {
+    if (!governor.admit(socket)) refuseConnection(socket)
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    // A restrictive umask while binding, so the socket is never briefly open to all.
-    const old = process.umask(0o117)
-    server.listen(socketPath, () => { process.umask(old); resolve() })
+    // bind() happens inside listen(), synchronously: the umask covers exactly it.
+    const old = process.umask(SOCKET_UMASK)
+    try {
+      server.listen(socketPath, () => { server.off('error', reject); resolve() })
+    } finally {
+      process.umask(old)
+    }
   })
-  fs.chmodSync(socketPath, SOCKET_MODE)
   return {
     async close () {
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => resolve()))
-    }
+    },
+    get load () { return { connections: governor.connections, bodyBytes: governor.bodyBytes } }
   }
 }
 
@@ -59,45 +87,88 @@ async function answers (socketPath: string): Promise<boolean> {
   })
 }
 
+const BUSY_BODY = JSON.stringify({ ok: false, code: 'ERR_API_BUSY', reason: 'the API is at its connection limit; try again' })
+
+/** Over the connection cap with nothing to evict: a plain 503, then close. */
+function refuseConnection (socket: net.Socket): void {
+  socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(BUSY_BODY)}\r\nconnection: close\r\n\r\n${BUSY_BODY}`, () => socket.destroy())
+}
+
+const STATUS_FOR: Partial<Record<ErrorCode, number>> = {
+  ERR_TOO_LARGE: 413,
+  ERR_NOT_FOUND: 404,
+  ERR_API_BUSY: 503,
+  ERR_API: 500,
+  ERR_STORE_IO: 500
+}
+
 function send (res: http.ServerResponse, status: number, body: unknown): void {
+  if (res.destroyed || res.headersSent) return
   const data = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) })
   res.end(data)
 }
 
-async function readBody (req: http.IncomingMessage, max: number): Promise<Buffer> {
+/** Reads a body chunk by chunk, each chunk counted (in `held.bytes`) against the API's shared byte budget. */
+async function readBody (req: http.IncomingMessage, max: number, governor: ConnectionGovernor, held: { bytes: number }): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > max) throw new DmError('ERR_TOO_LARGE', `request body of ${declared} bytes exceeds ${max}`)
   const parts: Buffer[] = []
   let total = 0
   for await (const chunk of req) {
-    total += (chunk as Buffer).length
+    const b = chunk as Buffer
+    total += b.length
     if (total > max) throw new DmError('ERR_TOO_LARGE', `request body exceeds ${max} bytes`)
-    parts.push(chunk as Buffer)
+    if (!governor.reserve(req.socket, b.length)) throw new DmError('ERR_API_BUSY', 'the API holds as many upload bytes as it may; try again')
+    held.bytes += b.length
+    parts.push(b)
   }
   return Buffer.concat(parts, total)
 }
 
-async function route (req: http.IncomingMessage, res: http.ServerResponse, h: ApiHandlers): Promise<void> {
+async function route (req: http.IncomingMessage, res: http.ServerResponse, h: ApiHandlers, governor: ConnectionGovernor): Promise<void> {
+  const socket = req.socket
+  governor.touch(socket)
+  let answering = false
+  const held = { bytes: 0 }
+  res.once('close', () => governor.done(socket, answering, held.bytes))
   try {
-    const url = req.url ?? ''
-    if (req.method === 'POST' && url === '/v1/versions') {
-      const { version, content } = decodePublishBody(await readBody(req, MAX_PUBLISH_BODY_BYTES))
+    const url = new URL(req.url ?? '/', 'http://dm')
+    const route = `${req.method ?? ''} ${url.pathname}`
+    if (route === 'POST /v1/versions') {
+      const body = await readBody(req, MAX_PUBLISH_BODY_BYTES, governor, held)
+      governor.answering(socket)
+      answering = true
+      const { version, content } = decodePublishBody(body)
       const result = await h.publish(version, content)
       if (result.ok) send(res, 200, { ok: true, name: version.name })
       else send(res, result.code === 'ERR_STORE_IO' ? 500 : 422, { ok: false, code: result.code, reason: result.reason })
-    } else if (req.method === 'GET' && url === '/v1/versions') {
+      return
+    }
+    governor.answering(socket)
+    answering = true
+    if (route === 'GET /v1/versions') {
       send(res, 200, h.list())
-    } else if (req.method === 'GET' && url === '/v1/peers') {
+    } else if (route === 'GET /v1/peers') {
       send(res, 200, h.peers())
-    } else if (req.method === 'GET' && url === '/v1/status') {
+    } else if (route === 'GET /v1/status') {
       send(res, 200, h.status())
+    } else if (route === 'GET /v1/content') {
+      const name = url.searchParams.get('name')
+      if (name === null || name === '') throw new DmError('ERR_USAGE', 'GET /v1/content needs ?name=')
+      const content = await h.content(name)
+      if (content === undefined) throw new DmError('ERR_NOT_FOUND', `no content held for "${name}"`)
+      if (!res.destroyed) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': content.length })
+        res.end(content)
+      }
     } else {
-      send(res, 404, { ok: false, code: 'ERR_API', reason: `no route ${req.method ?? ''} ${url}` })
+      send(res, 404, { ok: false, code: 'ERR_API', reason: `no route ${req.method ?? ''} ${url.pathname}` })
     }
   } catch (err) {
     const code = err instanceof DmError ? err.code : 'ERR_API'
-    send(res, code === 'ERR_API' ? 500 : 400, { ok: false, code, reason: describeError(err) })
-    req.resume()
+    send(res, STATUS_FOR[code] ?? 400, { ok: false, code, reason: describeError(err) })
+    // Do not read on after a refusal: the rest of a refused body is not held, the connection closes.
+    if (!req.complete) res.once('finish', () => socket.destroy())
   }
 }

@@ -24,6 +24,16 @@ export function decodePublishBody (body: Uint8Array): { version: SignedVersion, 
   return { version, content }
 }
 
+/**
+ * What a held version amounts to on this node (first that applies):
+ * `tombstoned` a signed deletion; `unlisted` the name left `[files]` (the file
+ * is kept, nothing new is accepted); `expired` past its expiry (the file is
+ * removed); `missing` the file is absent or altered and being fetched again;
+ * `present` the signed content is in `files/`.
+ */
+export type VersionState = 'present' | 'missing' | 'expired' | 'tombstoned' | 'unlisted'
+export const VERSION_STATES: readonly VersionState[] = ['present', 'missing', 'expired', 'tombstoned', 'unlisted']
+
 /** The JSON form of a held version, as `dm list --json` prints it. */
 export interface VersionInfo {
   name: string
@@ -35,7 +45,9 @@ export interface VersionInfo {
   sha256: string
   id: string
   tombstone: boolean
+  /** The signed content is in files/: false for tombstones, expired and missing versions. */
   present: boolean
+  state: VersionState
 }
 
 export interface PeerInfoJson {
@@ -44,6 +56,9 @@ export interface PeerInfoJson {
   connected: boolean
   bootstrap: boolean
   failures: number
+  /** Why the last dial failed, in words; null once a dial succeeds. */
+  lastError: string | null
+  /** When this member was last heard from: now while connected, else when its connection ended. */
   lastSeenMs: number | null
 }
 
@@ -58,6 +73,14 @@ export interface StatusInfo {
   syncRounds: number
   lastSyncAtMs: number | null
   lastSyncDurationMs: number | null
+  /** Degraded when the node cannot do its job (e.g. bootstrap configured, no peer connected); `dm status` exits 4. */
+  health?: Health
+}
+
+export interface Health {
+  state: 'ok' | 'degraded'
+  /** One sentence per reason, empty when ok. */
+  reasons: string[]
 }
 
 /** Error bodies carry the stable code; the CLI prints the reason. */

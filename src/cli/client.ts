@@ -1,36 +1,75 @@
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
 import path from 'node:path'
-import { apiRequest } from '../api/client.js'
-import { encodePublishBody, type PeerInfoJson, type StatusInfo, type VersionInfo } from '../api/wire.js'
+import { apiRequest, apiRequestBytes } from '../api/client.js'
+import { encodePublishBody, type PeerInfoJson, type StatusInfo, type VersionInfo, type VersionState } from '../api/wire.js'
+import type { Config } from '../config/config.js'
 import { loadConfig } from '../config/load.js'
-import { loadPrivateKey } from '../crypto/keys.js'
+import { DmError } from '../errors.js'
 import { assertValidName } from '../format/names.js'
-import { networkIdFrom, newVersion } from '../format/version.js'
+import { networkIdFrom, newVersion, VersionKind, type SignedVersion } from '../format/version.js'
+import { checkContent } from '../policy/accept.js'
 import { configOption, jsonOption, required, str, type Command, type ParsedArgs } from './command.js'
-import { formatBytes, printJson, table, warn } from './output.js'
-import { expiryFrom, readContent } from './sign.js'
+import { EXIT } from './exit.js'
+import { loadSigningKey } from './keys.js'
+import { formatBytes, printJson, table } from './output.js'
+import { expiryFrom, readContent, readEnvelopeFile, ttlOption } from './sign.js'
 
-/** Signs on the client side (the private key never reaches the daemon) and hands the version over. */
-async function submit (args: ParsedArgs, name: string, content: Uint8Array | undefined): Promise<void> {
-  assertValidName(name)
-  const config = loadConfig(str(args, 'config') as string)
-  const key = loadPrivateKey(required(args, 'key'), { warn })
-  const nowMs = Date.now()
-  const v = newVersion({ name, networkId: networkIdFrom(config.network.id), privateKey: key.privateKey, signer: key.publicKey, content, timestampMs: nowMs, expiresAtMs: expiryFrom(args, nowMs) })
-  await apiRequest(config.api.socket, 'POST', '/v1/versions', encodePublishBody(v, content ?? new Uint8Array(0)))
+function config (args: ParsedArgs): Config {
+  return loadConfig(str(args, 'config') as string)
 }
 
+async function get<T> (cfg: Config, route: string): Promise<T> {
+  return await apiRequest<T>(cfg.api.socket, 'GET', route, undefined, { stateDir: cfg.stateDir })
+}
+
+async function post (cfg: Config, v: SignedVersion, content: Uint8Array): Promise<void> {
+  await apiRequest(cfg.api.socket, 'POST', '/v1/versions', encodePublishBody(v, content), { stateDir: cfg.stateDir })
+}
+
+/** Signs on the client side (the private key never reaches the daemon). */
+function signHere (args: ParsedArgs, cfg: Config, name: string, content: Uint8Array | undefined): SignedVersion {
+  assertValidName(name)
+  const key = loadSigningKey(required(args, 'key'))
+  const nowMs = Date.now()
+  return newVersion({ name, networkId: networkIdFrom(cfg.network.id), privateKey: key.privateKey, signer: key.publicKey, content, timestampMs: nowMs, expiresAtMs: expiryFrom(args, nowMs) })
+}
+
+const keyOption = { key: { type: 'string', short: 'k', value: 'PATH', description: 'private signing key (dm keygen); not needed with --sig' } } as const
+
 export const publish: Command = {
-  summary: 'sign a file and hand it to the local daemon',
-  usage: 'dm publish FILE --key PATH [--name NAME] [--ttl SECONDS] [--config PATH]',
-  details: 'Exits 0 once the daemon has accepted and stored the version; otherwise prints the\nreason on one line and exits 1 (refused) or 3 (no daemon). NAME defaults to the\nbase name of FILE.',
-  options: { ...configOption, key: { type: 'string', short: 'k' }, name: { type: 'string', short: 'n' }, ttl: { type: 'string' } },
-  positionals: { min: 1, max: 1 },
+  summary: 'sign a file and hand it to the local daemon, or publish a pre-signed one',
+  usage: 'dm publish FILE --key PATH [--name NAME] [--ttl DURATION] [--config PATH]\n       dm publish FILE --sig SIG [--config PATH]\n       dm publish --sig SIG   (a tombstone from dm sign --tombstone)',
+  details: 'Exits 0 once the daemon has accepted and stored the version; otherwise prints the\nreason on one line and exits 1 (refused) or 3 (no daemon). NAME defaults to the\nbase name of FILE. With --sig the version was signed elsewhere (dm sign): name,\nexpiry and signer come from SIG, and this machine needs no key.',
+  options: {
+    ...configOption,
+    ...keyOption,
+    name: { type: 'string', short: 'n', value: 'NAME', description: 'file name in [files] (default: base name of FILE)' },
+    ...ttlOption,
+    sig: { type: 'string', short: 's', value: 'SIG', description: 'publish this pre-signed envelope (dm sign --out) instead of signing here' }
+  },
+  positionals: { min: 0, max: 1 },
   async run (args) {
-    const file = args.positionals[0]
-    const name = str(args, 'name') ?? path.basename(file)
-    const content = readContent(file)
-    await submit(args, name, content)
-    process.stdout.write(`published "${name}" (${formatBytes(content.length)})\n`)
+    const file = args.positionals[0] as string | undefined
+    const sigFile = str(args, 'sig')
+    const cfg = config(args)
+    let v: SignedVersion
+    let content: Uint8Array
+    if (sigFile !== undefined) {
+      for (const k of ['key', 'name', 'ttl']) if (args.values[k] !== undefined) throw new DmError('ERR_USAGE', `--${k} cannot be used with --sig: the signed envelope fixes it`)
+      v = readEnvelopeFile(sigFile)
+      if (v.kind === VersionKind.File && file === undefined) throw new DmError('ERR_USAGE', `${sigFile} signs the content of "${v.name}": give that file too (dm publish FILE --sig SIG)`)
+      if (v.kind === VersionKind.Tombstone && file !== undefined) throw new DmError('ERR_USAGE', `${sigFile} is a deletion of "${v.name}"; it takes no FILE`)
+      content = file !== undefined ? readContent(file) : new Uint8Array(0)
+      const match = checkContent(v, content)
+      if (!match.ok) throw new DmError(match.code, `${file ?? ''}: ${match.reason}`)
+    } else {
+      if (file === undefined) throw new DmError('ERR_USAGE', 'usage: dm publish FILE --key PATH, or dm publish [FILE] --sig SIG')
+      content = readContent(file)
+      v = signHere(args, cfg, str(args, 'name') ?? path.basename(file), content)
+    }
+    await post(cfg, v, content)
+    process.stdout.write(v.kind === VersionKind.Tombstone ? `deleted "${v.name}"\n` : `published "${v.name}" (${formatBytes(content.length)})\n`)
     return 0
   }
 }
@@ -38,19 +77,15 @@ export const publish: Command = {
 export const remove: Command = {
   summary: 'delete a file everywhere with a signed tombstone',
   usage: 'dm delete NAME --key PATH [--config PATH]',
-  details: 'The tombstone replicates like a version: every daemon removes the file and\nrefuses older versions of it.',
-  options: { ...configOption, key: { type: 'string', short: 'k' } },
+  details: 'The tombstone replicates like a version: every daemon removes the file and\nrefuses older versions of it. To delete without a key on this machine, sign it\nelsewhere (dm sign --tombstone NAME) and run dm publish --sig SIG here.',
+  options: { ...configOption, key: { type: 'string', short: 'k', value: 'PATH', description: 'private signing key (dm keygen)' } },
   positionals: { min: 1, max: 1 },
   async run (args) {
-    await submit(args, args.positionals[0], undefined)
+    const cfg = config(args)
+    await post(cfg, signHere(args, cfg, args.positionals[0], undefined), new Uint8Array(0))
     process.stdout.write(`deleted "${args.positionals[0]}"\n`)
     return 0
   }
-}
-
-async function query<T> (args: ParsedArgs, route: string): Promise<T> {
-  const config = loadConfig(str(args, 'config') as string)
-  return await apiRequest<T>(config.api.socket, 'GET', route)
 }
 
 function ago (ms: number | null): string {
@@ -59,19 +94,92 @@ function ago (ms: number | null): string {
   return s < 1 ? 'just now' : `${s}s ago`
 }
 
+/** The state of an entry; answers from a daemon older than the `state` field are derived. */
+function stateOf (v: VersionInfo): VersionState {
+  return v.state ?? (v.tombstone ? 'tombstoned' : v.present ? 'present' : 'missing')
+}
+
+function expires (v: VersionInfo): string {
+  return v.expiresAtMs === 0 ? 'never' : new Date(v.expiresAtMs).toISOString()
+}
+
+async function held (cfg: Config, name: string): Promise<VersionInfo> {
+  const v = (await get<VersionInfo[]>(cfg, '/v1/versions')).find(e => e.name === name)
+  if (v === undefined) throw new DmError('ERR_NOT_FOUND', `"${name}" is not held by this node (dm list shows what is)`)
+  return v
+}
+
 export const list: Command = {
-  summary: 'list the versions the daemon holds',
-  usage: 'dm list [--config PATH] [--json]',
+  summary: 'list the versions the daemon holds, or one in detail',
+  usage: 'dm list [NAME] [--config PATH] [--json]',
+  details: 'STATE is present, missing (being fetched again), expired, tombstoned (deleted)\nor unlisted (the name left [files]). With NAME, shows that entry in detail and\nexits 5 if it is not held.',
   options: { ...configOption, ...jsonOption },
-  positionals: { min: 0, max: 0 },
+  positionals: { min: 0, max: 1 },
   async run (args) {
-    const versions = await query<VersionInfo[]>(args, '/v1/versions')
+    const cfg = config(args)
+    const name = args.positionals[0]
+    if (name !== undefined) {
+      const v = await held(cfg, name)
+      if (args.values.json === true) { printJson(v); return 0 }
+      process.stdout.write(table([
+        ['name', v.name],
+        ['state', stateOf(v)],
+        ['size', `${formatBytes(v.size)} (${v.size} bytes)`],
+        ['signed', v.signedAt],
+        ['expires', expires(v)],
+        ['signer', v.signer],
+        ['sha256', v.sha256],
+        ['id', v.id]
+      ]))
+      return 0
+    }
+    const versions = await get<VersionInfo[]>(cfg, '/v1/versions')
     if (args.values.json === true) { printJson(versions); return 0 }
     process.stdout.write(table([
-      ['NAME', 'SIZE', 'SIGNED', 'SIGNER', 'SHA256'],
-      ...versions.map(v => [v.name + (v.tombstone ? ' (deleted)' : v.present ? '' : ' (missing)'), formatBytes(v.size), v.signedAt, v.signer, v.sha256.slice(0, 16)])
+      ['NAME', 'STATE', 'SIZE', 'SIGNED', 'EXPIRES', 'SIGNER'],
+      ...versions.map(v => [v.name, stateOf(v), formatBytes(v.size), v.signedAt, expires(v), v.signer])
     ]))
     return 0
+  }
+}
+
+/** Attempts at fetching content whose hash matches the listing (a new version may land in between). */
+const GET_ATTEMPTS = 3
+
+export const getContent: Command = {
+  summary: 'print or write the content held for a name, checked against its signed hash',
+  usage: 'dm get NAME [--out PATH] [--config PATH]',
+  details: 'Writes the content to stdout, or to PATH (replaced atomically). Exits 5 when the\nname is not held, deleted, expired or missing, and 1 if the content does not\nmatch its signed SHA-256.',
+  options: { ...configOption, out: { type: 'string', short: 'o', value: 'PATH', description: 'write to PATH instead of stdout' } },
+  positionals: { min: 1, max: 1 },
+  async run (args) {
+    const cfg = config(args)
+    const name = args.positionals[0]
+    assertValidName(name)
+    for (let attempt = 1; ; attempt++) {
+      const v = await held(cfg, name)
+      const state = stateOf(v)
+      if (state !== 'present' && state !== 'unlisted') throw new DmError('ERR_NOT_FOUND', `"${name}" is ${state}; there is no content to get`)
+      const content = await apiRequestBytes(cfg.api.socket, `/v1/content?name=${encodeURIComponent(name)}`, { stateDir: cfg.stateDir })
+      const sha = createHash('sha256').update(content).digest('hex')
+      if (sha === v.sha256 && content.length === v.size) {
+        writeOut(str(args, 'out'), content)
+        return 0
+      }
+      if (attempt === GET_ATTEMPTS) throw new DmError('ERR_CONTENT_MISMATCH', `the content of "${name}" does not match its signed SHA-256 ${v.sha256}`)
+    }
+  }
+}
+
+function writeOut (out: string | undefined, content: Buffer): void {
+  if (out === undefined) { process.stdout.write(content); return }
+  const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.dm-get-${process.pid}`)
+  try {
+    fs.writeFileSync(tmp, content, { flag: 'wx' })
+    fs.renameSync(tmp, out)
+  } catch (err) {
+    fs.rmSync(tmp, { force: true })
+    throw new DmError('ERR_USAGE', `cannot write ${out}: ${(err as Error).message}`)
   }
 }
 
@@ -81,33 +189,39 @@ export const peers: Command = {
   options: { ...configOption, ...jsonOption },
   positionals: { min: 0, max: 0 },
   async run (args) {
-    const members = await query<PeerInfoJson[]>(args, '/v1/peers')
+    const members = await get<PeerInfoJson[]>(config(args), '/v1/peers')
     if (args.values.json === true) { printJson(members); return 0 }
     process.stdout.write(table([
-      ['PEER', 'STATE', 'SEEN', 'ADDRESS'],
-      ...members.map(m => [m.id, m.connected ? 'connected' : m.failures > 0 ? `unreachable (${m.failures})` : 'known', ago(m.lastSeenMs), m.addrs[0] ?? ''])
+      ['PEER', 'STATE', 'SEEN', 'ADDRESS', 'LAST ERROR'],
+      ...members.map(m => [m.id, m.connected ? 'connected' : m.failures > 0 ? `unreachable (${m.failures})` : 'known', ago(m.lastSeenMs), m.addrs[0] ?? '', m.lastError ?? ''])
     ]))
     return 0
   }
 }
 
 export const status: Command = {
-  summary: 'show the daemon\'s peer id, uptime, peers, files and last sync',
+  summary: 'show the daemon\'s peer id, uptime, peers, files, last sync and health',
   usage: 'dm status [--config PATH] [--json]',
+  details: 'Exits 4 when the daemon reports itself degraded (for example no peer connected\nwhile bootstrap addresses are configured), after printing why.',
   options: { ...configOption, ...jsonOption },
   positionals: { min: 0, max: 0 },
   async run (args) {
-    const s = await query<StatusInfo>(args, '/v1/status')
-    if (args.values.json === true) { printJson(s); return 0 }
-    process.stdout.write(table([
-      ['peer id', s.peerId],
-      ['network', s.network],
-      ['uptime', `${Math.round(s.uptimeMs / 1000)}s`],
-      ['peers', `${s.peersConnected} connected, ${s.peersKnown} known`],
-      ['files', String(s.files)],
-      ['last sync', `${ago(s.lastSyncAtMs)} (${s.syncRounds} rounds)`],
-      ['listening', s.listen.join(' ')]
-    ]))
-    return 0
+    const s = await get<StatusInfo>(config(args), '/v1/status')
+    const degraded = s.health?.state === 'degraded'
+    if (args.values.json === true) {
+      printJson(s)
+    } else {
+      process.stdout.write(table([
+        ['peer id', s.peerId],
+        ['network', s.network],
+        ['health', s.health === undefined ? 'unknown' : degraded ? `degraded: ${s.health.reasons.join('; ')}` : 'ok'],
+        ['uptime', `${Math.round(s.uptimeMs / 1000)}s`],
+        ['peers', `${s.peersConnected} connected, ${s.peersKnown} known`],
+        ['files', String(s.files)],
+        ['last sync', `${ago(s.lastSyncAtMs)} (${s.syncRounds} rounds)`],
+        ['listening', s.listen.join(' ')]
+      ]))
+    }
+    return degraded ? EXIT.degraded : EXIT.ok
   }
 }

@@ -1,17 +1,58 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR, type Config } from '../config/config.js'
 import { checkAddresses, loadConfig } from '../config/load.js'
 import { configOption, str, type Command } from './command.js'
+import { warn } from './output.js'
+
+export interface Who {
+  uid: number
+  /** Whether this user may create entries in `dir`. */
+  canWrite: (dir: string) => boolean
+}
+
+function canWriteDir (dir: string): boolean {
+  try { fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK); return true } catch { return false }
+}
+
+const currentUser: Who = { uid: process.getuid?.() ?? 0, canWrite: canWriteDir }
+
+/** The directory that would have to be written to create `p`: `p` itself if it exists, else its nearest existing parent. */
+function nearestExisting (p: string): string {
+  for (let d = p; ; d = path.dirname(d)) {
+    if (fs.existsSync(d) || d === path.dirname(d)) return d
+  }
+}
+
+/**
+ * Warnings for a non-root user whose config keeps a default path only root
+ * can create (state_dir, api.socket): the daemon would fail with EACCES.
+ */
+export function rootOnlyDefaults (cfg: Config, configPath: string, who: Who = currentUser): string[] {
+  if (who.uid === 0) return []
+  const out: string[] = []
+  const check = (key: string, value: string, def: string, dir: string, example: string): void => {
+    if (value === def && !who.canWrite(nearestExisting(dir))) {
+      out.push(`${key} is the default ${def}, which needs root; to try without root set ${example} in ${configPath}`)
+    }
+  }
+  check('state_dir', cfg.stateDir, DEFAULT_STATE_DIR, cfg.stateDir, 'state_dir = "state"')
+  check('api.socket', cfg.api.socket, DEFAULT_API_SOCKET, path.dirname(cfg.api.socket), 'socket = "run/api.sock" under [api]')
+  return out
+}
 
 export const configCheck: Command = {
   summary: 'validate a config file',
   usage: 'dm config check [--config PATH]',
-  details: 'Prints one line per mistake, naming the key, and exits 1 if there is any.',
+  details: 'Prints one line per mistake, naming the key, and exits 1 if there is any.\nWarns (exit 0) when a default path needs root and you are not root.',
   options: configOption,
   positionals: { min: 0, max: 0 },
   async run (args) {
-    const path = str(args, 'config') as string
-    const cfg = loadConfig(path)
-    await checkAddresses(cfg, path)
-    process.stdout.write(`${path}: OK (network "${cfg.network.id}", ${cfg.files.size} file name${cfg.files.size === 1 ? '' : 's'} allowed)\n`)
+    const file = str(args, 'config') as string
+    const cfg = loadConfig(file)
+    await checkAddresses(cfg, file)
+    for (const w of rootOnlyDefaults(cfg, file)) warn(w)
+    process.stdout.write(`${file}: OK (network "${cfg.network.id}", ${cfg.files.size} file name${cfg.files.size === 1 ? '' : 's'} allowed)\n`)
     return 0
   }
 }

@@ -2,17 +2,22 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DmError } from '../errors.js'
 import { loadConfig } from '../config/load.js'
-import { loadPrivateKey, publicKeyToBase64 } from '../crypto/keys.js'
+import { publicKeyToBase64 } from '../crypto/keys.js'
 import { assertValidName } from '../format/names.js'
 import { MAX_CONTENT_BYTES, decodeEnvelope, encodeEnvelope, hex, networkIdFrom, newVersion, signatureIsValid, VersionKind } from '../format/version.js'
 import { checkContent, checkHeader } from '../policy/accept.js'
-import { required, str, type Command, type ParsedArgs } from './command.js'
-import { warn } from './output.js'
+import { required, str, type Command, type OptionSpec, type ParsedArgs } from './command.js'
+import { parseDuration } from './duration.js'
+import { ensurePrivateParent, loadSigningKey } from './keys.js'
 
 const networkOptions = {
-  config: { type: 'string', short: 'c' },
-  network: { type: 'string' }
-} as const
+  config: { type: 'string', short: 'c', value: 'PATH', env: 'DM_CONFIG', description: 'config whose [network] id (and, for verify, [files]) to use' },
+  network: { type: 'string', value: 'ID', description: 'network id, instead of a config' }
+} satisfies Record<string, OptionSpec>
+
+export const ttlOption = {
+  ttl: { type: 'string', short: 't', value: 'DURATION', description: 'expire this long after signing: seconds, or 30s, 15m, 4h, 90d, 2w' }
+} satisfies Record<string, OptionSpec>
 
 /** The network id to sign for: --network, else the config's [network] id, else the default. */
 export function networkIdFor (args: ParsedArgs): { id: string, bytes: Uint8Array } {
@@ -35,36 +40,74 @@ export function readContent (file: string): Buffer {
   return fs.readFileSync(file)
 }
 
-/** Parses --ttl (seconds) into an absolute expiry, 0 for none. */
+/** Parses --ttl (seconds or a duration with a unit) into an absolute expiry, 0 for none. */
 export function expiryFrom (args: ParsedArgs, nowMs: number): number {
   const ttl = str(args, 'ttl')
   if (ttl === undefined) return 0
-  const s = Number(ttl)
-  if (!Number.isInteger(s) || s <= 0) throw new DmError('ERR_USAGE', '--ttl must be a whole number of seconds above 0')
-  return nowMs + s * 1000
+  return nowMs + parseDuration(ttl, 'ttl') * 1000
+}
+
+/** Largest signature file read: an envelope is at most a few KiB. */
+const MAX_SIG_FILE_BYTES = 64 * 1024
+
+/** Reads and decodes a signature envelope file (dm sign --out). */
+export function readEnvelopeFile (file: string): ReturnType<typeof decodeEnvelope> {
+  let data: Buffer
+  try {
+    if (fs.statSync(file).size > MAX_SIG_FILE_BYTES) throw new DmError('ERR_USAGE', `${file}: larger than any signature envelope; is it the content file?`)
+    data = fs.readFileSync(file)
+  } catch (err) {
+    if (err instanceof DmError) throw err
+    throw new DmError('ERR_USAGE', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
+  }
+  return decodeEnvelope(data)
+}
+
+/** Writes a new file; refuses to replace one unless `force`. */
+function writeNew (file: string, data: Uint8Array, force: boolean): void {
+  ensurePrivateParent(file)
+  try {
+    fs.writeFileSync(file, data, { flag: force ? 'w' : 'wx', mode: 0o644 })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new DmError('ERR_USAGE', `${file} already exists; refusing to overwrite it (add --force)`)
+    throw new DmError('ERR_USAGE', `cannot write ${file}: ${(err as Error).message}`)
+  }
 }
 
 export const sign: Command = {
-  summary: 'sign a file offline, writing a signature envelope',
-  usage: 'dm sign FILE --key PATH --out SIG [--name NAME] [--ttl SECONDS] [--config PATH | --network ID]',
+  summary: 'sign a file (or a deletion) offline, writing a signature envelope',
+  usage: 'dm sign FILE --key PATH --out SIG [--name NAME] [--ttl DURATION] [--config PATH | --network ID] [--force]\n       dm sign --tombstone NAME --key PATH --out SIG [--config PATH | --network ID] [--force]',
   details: [
     'The name defaults to the base name of FILE. The network id comes from --network,',
-    'else from the config\'s [network] id, else "data-mesher". --ttl makes the version',
-    'expire that many seconds after signing. See docs/PROTOCOL.md for the envelope.'
+    'else from the config\'s [network] id, else "data-mesher". Copy SIG (and FILE) to a',
+    'node and run dm publish FILE --sig SIG (dm publish --sig SIG for a tombstone):',
+    'the node never needs the key. See docs/PROTOCOL.md for the envelope.'
   ].join('\n'),
-  options: { key: { type: 'string', short: 'k' }, out: { type: 'string', short: 'o' }, name: { type: 'string', short: 'n' }, ttl: { type: 'string' }, ...networkOptions },
-  positionals: { min: 1, max: 1 },
+  options: {
+    key: { type: 'string', short: 'k', value: 'PATH', description: 'private signing key (dm keygen)' },
+    out: { type: 'string', short: 'o', value: 'SIG', description: 'where to write the signature envelope' },
+    name: { type: 'string', short: 'n', value: 'NAME', description: 'file name in [files] (default: base name of FILE)' },
+    tombstone: { type: 'string', value: 'NAME', description: 'sign a deletion of NAME instead of a file' },
+    force: { type: 'boolean', short: 'f', description: 'overwrite SIG if it exists' },
+    ...ttlOption,
+    ...networkOptions
+  },
+  positionals: { min: 0, max: 1 },
   async run (args) {
+    const tombstone = str(args, 'tombstone')
+    if ((tombstone === undefined) === (args.positionals.length === 0)) throw new DmError('ERR_USAGE', 'usage: dm sign FILE --key PATH --out SIG, or dm sign --tombstone NAME --key PATH --out SIG')
+    if (tombstone !== undefined && (str(args, 'name') !== undefined || str(args, 'ttl') !== undefined)) throw new DmError('ERR_USAGE', '--tombstone takes no --name or --ttl')
     const file = args.positionals[0]
-    const name = str(args, 'name') ?? path.basename(file)
+    const name = tombstone ?? str(args, 'name') ?? path.basename(file)
     assertValidName(name)
-    const key = loadPrivateKey(required(args, 'key'), { warn })
+    const key = loadSigningKey(required(args, 'key'))
     const out = required(args, 'out')
-    const content = readContent(file)
+    const content = file !== undefined ? readContent(file) : undefined
     const nowMs = Date.now()
     const v = newVersion({ name, networkId: networkIdFor(args).bytes, privateKey: key.privateKey, signer: key.publicKey, content, timestampMs: nowMs, expiresAtMs: expiryFrom(args, nowMs) })
-    fs.writeFileSync(out, encodeEnvelope(v))
-    process.stdout.write(`signed "${name}" (${content.length} bytes, sha256 ${hex(v.sha256)}) as ${publicKeyToBase64(key.publicKey)}\n`)
+    writeNew(out, encodeEnvelope(v), args.values.force === true)
+    const what = content === undefined ? 'a deletion of' : `${content.length} bytes of`
+    process.stdout.write(`signed ${what} "${name}"${content !== undefined ? ` (sha256 ${hex(v.sha256)})` : ''} as ${publicKeyToBase64(key.publicKey)}\n`)
     return 0
   }
 }
@@ -81,13 +124,7 @@ export const verify: Command = {
   positionals: { min: 2, max: 2 },
   async run (args) {
     const [file, sigFile] = args.positionals
-    let envelope: Buffer
-    try {
-      envelope = fs.readFileSync(sigFile)
-    } catch (err) {
-      throw new DmError('ERR_USAGE', `${sigFile}: ${(err as Error).message}`)
-    }
-    const v = decodeEnvelope(envelope)
+    const v = readEnvelopeFile(sigFile)
     const content = v.kind === VersionKind.File ? readContent(file) : new Uint8Array(0)
     const fail = (reason: string, code: string): number => {
       process.stdout.write(`FAIL ${code}: ${reason}\n`)

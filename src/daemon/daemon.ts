@@ -1,4 +1,3 @@
-import { multiaddr } from '@multiformats/multiaddr'
 import type { Config, LogFormat } from '../config/config.js'
 import { loadConfig } from '../config/load.js'
 import { changesNeedingRestart } from '../config/reload.js'
@@ -13,7 +12,7 @@ import { mayStayHeld } from '../policy/accept.js'
 import { LOCAL_SOURCE, type PolicyConfig } from '../sync/acceptor.js'
 import { createSync } from '../sync/index.js'
 import { assertSocketFree, startApiServer } from '../api/server.js'
-import type { PeerInfoJson, StatusInfo } from '../api/wire.js'
+import type { Health, PeerInfoJson, StatusInfo } from '../api/wire.js'
 import { loadOrCreateIdentity } from '../net/identity.js'
 import { createMeshNode } from '../net/node.js'
 import { libp2pTransport } from '../net/transport.js'
@@ -22,7 +21,8 @@ import { sample, systemClock } from '../util/clock.js'
 import { createLogger } from './logger.js'
 import { noMetrics, startMetrics } from './metrics.js'
 import { loadPeers, savePeers } from './peers-file.js'
-import { versionInfo } from './views.js'
+import { versionInfo } from '../api/version-info.js'
+import { judgeHealth } from './health.js'
 
 /*
  * The daemon: wiring only. Components are built and started in data-flow
@@ -34,6 +34,8 @@ import { versionInfo } from './views.js'
 export interface Daemon {
   /** Names held, for systemd's status line. */
   files: () => number
+  /** The node's health, as `dm status` shows it. */
+  health: () => Health
   /** Re-reads the config file: [files], log_level and max_clock_skew_ms take effect at once. */
   reload: (configPath: string) => void
   stop: () => Promise<void>
@@ -79,9 +81,18 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     membership.start()
     stops.push(() => membership.stop())
 
+    const health = (): Health => {
+      const members = membership.members()
+      return judgeHealth({
+        peersConnected: node.getPeers().length,
+        peersExpected: members.length,
+        lastDialError: members.find(m => m.lastError !== undefined)?.lastError,
+        missing: [...store.entries()].filter(e => !e.present).length
+      })
+    }
     const metrics = config.metrics.listen === ''
       ? noMetrics
-      : await startMetrics(config.metrics.listen, { peersConnected: () => node.getPeers().length, peersKnown: () => membership.members().length, entries: () => store.entries() })
+      : await startMetrics(config.metrics.listen, { peersConnected: () => node.getPeers().length, peersKnown: () => membership.members().length, entries: () => store.entries(), degraded: () => health().state === 'degraded' })
     stops.push(async () => await metrics.close())
 
     const transport = libp2pTransport(node, { frameTimeoutMs: tuning.frameTimeoutMs, count: metrics.sink.bytes })
@@ -110,9 +121,10 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
 
     const api = await startApiServer(config.api.socket, {
       publish: async (v, content) => await acceptor.ingest(v, content, LOCAL_SOURCE),
-      list: () => [...store.entries()].map(versionInfo).sort((a, b) => a.name < b.name ? -1 : 1),
+      list: () => [...store.entries()].map(e => versionInfo(e, clock.nowMs(), acceptor.listed(e.name))).sort((a, b) => a.name < b.name ? -1 : 1),
+      content: async name => await store.readContent(name),
       peers: (): PeerInfoJson[] => membership.members().map(m => ({
-        id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastSeenMs: m.lastSeenMs ?? null
+        id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastError: m.lastError ?? null, lastSeenMs: m.lastSeenMs ?? null
       })),
       status: (): StatusInfo => ({
         peerId: node.peerId.toString(),
@@ -124,7 +136,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
         files: store.size(),
         syncRounds: antiEntropy.stats.rounds,
         lastSyncAtMs: antiEntropy.stats.lastRoundAtMs ?? null,
-        lastSyncDurationMs: antiEntropy.stats.lastRoundMs ?? null
+        lastSyncDurationMs: antiEntropy.stats.lastRoundMs ?? null,
+        health: health()
       })
     })
     stops.push(async () => await api.close())
@@ -132,6 +145,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
 
     return {
       files: () => store.size(),
+      health,
       reload (configPath) {
         let next: Config
         try {
@@ -156,9 +170,4 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     await stopAll()
     throw err
   }
-}
-
-/** The multiaddrs others should use to reach this node, with /p2p/<id>. */
-export function dialableAddrs (listen: string[], peerId: string): string[] {
-  return listen.map(a => multiaddr(a).toString() + `/p2p/${peerId}`)
 }

@@ -22,6 +22,8 @@ export interface MetricsSources {
   peersConnected: () => number
   peersKnown: () => number
   entries: () => Iterable<HeldEntry>
+  /** The node's health judgement (src/daemon/health.ts): 1 when degraded. */
+  degraded: () => boolean
 }
 
 export interface MetricsServer {
@@ -37,6 +39,7 @@ export async function startMetrics (listen: string, sources: MetricsSources, now
   prom.collectDefaultMetrics({ register: registry, prefix: 'dm_' })
   const reg = { registers: [registry] }
   new prom.Gauge({ ...reg, name: 'dm_peers_connected', help: 'Peers connected now', collect () { this.set(sources.peersConnected()) } })
+  new prom.Gauge({ ...reg, name: 'dm_health_degraded', help: 'Whether the node is degraded (dm status exits 4 and says why)', collect () { this.set(sources.degraded() ? 1 : 0) } })
   new prom.Gauge({ ...reg, name: 'dm_peers_known', help: 'Members known (connected or not)', collect () { this.set(sources.peersKnown()) } })
   const accepted = new prom.Counter({ ...reg, name: 'dm_versions_accepted_total', help: 'Versions accepted and stored' })
   const refused = new prom.Counter({ ...reg, name: 'dm_versions_refused_total', help: 'Versions refused, by reason code', labelNames: ['reason'] })

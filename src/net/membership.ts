@@ -22,8 +22,22 @@ export interface Member {
   bootstrap: boolean
   connected: boolean
   failures: number
+  /** Why the last dial failed, in words; cleared by a successful one. */
+  lastError: string | undefined
   nextDialAtMs: number
   lastSeenMs: number | undefined
+}
+
+/** A dial error in words an operator can act on; libp2p's own text is kept after the summary. */
+export function dialErrorInWords (err: unknown): string {
+  const text = describeError(err)
+  const errs = (err as { errors?: unknown[] })?.errors
+  const detail = Array.isArray(errs) && errs.length > 0 ? errs.map(describeError).join('; ') : text
+  if (/does not match expected|unexpected peer|peer id/i.test(detail)) return `a different node answers at this address (wrong peer id in the address?): ${detail}`
+  if (/ECONNREFUSED/.test(detail)) return `connection refused (nothing listens on that port?): ${detail}`
+  if (/EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN/.test(detail)) return `host unreachable: ${detail}`
+  if (/abort|timeout|timed out/i.test(detail)) return `no answer in time (firewall, or a wrong host?): ${detail}`
+  return detail
 }
 
 export interface MembershipInit {
@@ -82,7 +96,7 @@ export function createMembership (init: MembershipInit): Membership {
       if (evictable === undefined) return false
       known.delete(evictable.id)
     }
-    known.set(id, { id, addrs, bootstrap: source === 'bootstrap', failures: 0, nextDialAtMs: 0, lastSeenMs: undefined })
+    known.set(id, { id, addrs, bootstrap: source === 'bootstrap', failures: 0, lastError: undefined, nextDialAtMs: 0, lastSeenMs: undefined })
     return true
   }
 
@@ -111,12 +125,17 @@ export function createMembership (init: MembershipInit): Membership {
     try {
       await node.dial(m.addrs.map(a => multiaddr(a)) as Multiaddr[], { signal: AbortSignal.timeout(tuning.dialTimeoutMs) })
       m.failures = 0
+      m.lastError = undefined
       m.lastSeenMs = clock.nowMs()
     } catch (err) {
       m.failures++
+      m.lastError = dialErrorInWords(err)
       const backoff = Math.min(tuning.redialBaseMs * 2 ** m.failures, tuning.redialMaxMs)
       m.nextDialAtMs = clock.nowMs() + backoff * (0.5 + random() / 2)
-      log.debug({ peer: m.id, failures: m.failures, err: describeError(err) }, 'dial failed')
+      // A bootstrap entry that fails is an operator's mistake until shown otherwise: say so once per backoff step.
+      const fields = { peer: m.id, addrs: m.addrs, failures: m.failures, retryInMs: Math.round(m.nextDialAtMs - clock.nowMs()), reason: m.lastError }
+      if (m.bootstrap) log.warn(fields, 'cannot reach bootstrap peer')
+      else log.debug(fields, 'dial failed')
     }
   }
 
@@ -152,7 +171,12 @@ export function createMembership (init: MembershipInit): Membership {
   node.addEventListener('connection:open', evt => {
     if (evt.detail.direction === 'outbound') for (const l of joinListeners) l(evt.detail.remotePeer.toString())
   })
-  node.addEventListener('peer:disconnect', () => { setImmediate(maintain) })
+  node.addEventListener('peer:disconnect', evt => {
+    // Last heard from: the moment the connection ended (while connected, members() says now).
+    const m = known.get(evt.detail.toString())
+    if (m !== undefined) m.lastSeenMs = clock.nowMs()
+    setImmediate(maintain)
+  })
   node.addEventListener('peer:discovery', evt => {
     const id = evt.detail.id.toString()
     remember(id, cleanAddrs(id, evt.detail.multiaddrs.map(a => a.toString())), 'firsthand')
@@ -175,7 +199,8 @@ export function createMembership (init: MembershipInit): Membership {
     onJoin (listener) { joinListeners.push(listener) },
     members () {
       const connected = connectedSet()
-      return [...known.values()].map(m => ({ ...m, connected: connected.has(m.id) }))
+      const now = clock.nowMs()
+      return [...known.values()].map(m => connected.has(m.id) ? { ...m, connected: true, lastSeenMs: now } : { ...m, connected: false })
     },
     snapshot,
     sample (n) {

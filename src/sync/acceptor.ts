@@ -55,6 +55,8 @@ export interface Acceptor {
   stop: () => Promise<void>
   /** Swaps the allowlist and clock skew (SIGHUP); revocation follows at once. */
   setPolicy: (policy: PolicyConfig) => void
+  /** Whether `name` is in the current allowlist. */
+  listed: (name: string) => boolean
   /** What is held for `name` as far as ordering is concerned: nothing if its signer was revoked. */
   held: (name: string) => HeldEntry | undefined
   /** The header verdict against what is held (no content, no side effects). */
@@ -171,6 +173,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
       blocked.clear()
       events.emit('changed', undefined)
     },
+    listed: name => policy.allowlist.has(name),
     held,
     check: v => checkHeader(v, held(v.name), ctx()),
     wants: e => policy.allowlist.has(e.name) && supersedes(e, held(e.name)) && !blocked.has(hex(e.id)),

@@ -150,7 +150,7 @@ test('dm --help lists the commands; every dm COMMAND --help exits 0 with its usa
     assert.equal(r.stderr, '', `dm ${cmd} --help wrote to stderr`)
     assert.ok(r.stdout.startsWith(`dm ${cmd}: `), `dm ${cmd} --help starts with its summary:\n${r.stdout}`)
     assert.match(r.stdout, new RegExp(`^usage: dm ${cmd} `, 'm'))
-    assert.match(r.stdout, /^ {2}--help$/m)
+    assert.match(r.stdout, /^ {2}-h, --help {2,}\S/m)
   }
 
   const version = await run(dm, ['--version'])

@@ -1,0 +1,27 @@
+import type { Health } from '../api/wire.js'
+
+/** What the node's health is judged on; all cheap to read. */
+export interface HealthInputs {
+  peersConnected: number
+  /** Bootstrap addresses configured plus members remembered: someone we should be able to reach. */
+  peersExpected: number
+  /** The last dial error per unreachable member, for the reason line. */
+  lastDialError: string | undefined
+  /** Held versions whose content is missing on disk and waits for a fetch. */
+  missing: number
+}
+
+/**
+ * Degraded is a node that cannot do its job and would otherwise look healthy:
+ * no peer while it has someone to reach, or held files it cannot serve.
+ * `dm status`, the systemd status line and the dm_health_degraded metric all
+ * show this one judgement.
+ */
+export function judgeHealth (h: HealthInputs): Health {
+  const reasons: string[] = []
+  if (h.peersConnected === 0 && h.peersExpected > 0) {
+    reasons.push(`no peer connected though ${h.peersExpected} ${h.peersExpected === 1 ? 'is' : 'are'} known${h.lastDialError !== undefined ? ` (last dial error: ${h.lastDialError})` : ''}`)
+  }
+  if (h.missing > 0) reasons.push(`${h.missing} held file${h.missing === 1 ? ' is' : 's are'} missing on disk and wait${h.missing === 1 ? 's' : ''} to be fetched`)
+  return { state: reasons.length === 0 ? 'ok' : 'degraded', reasons }
+}

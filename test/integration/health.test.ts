@@ -1,0 +1,40 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Cluster, runDm } from '../helpers/cluster.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+/*
+ * Failures that must not look healthy: a bootstrap entry that names the wrong
+ * node, with real daemons. The node says why, in `dm peers` and `dm status`.
+ */
+
+test('a bootstrap entry with the wrong peer id: dm peers gives the reason, dm status exits 4 (degraded) until a peer connects', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add({ bootstrap: [] })
+    const decoy = await c.add({ bootstrap: [] })
+    await Promise.all([a.start(), decoy.start()])
+    // b's bootstrap points at a's address with the decoy's peer id: the wrong node answers.
+    const b = await c.add({ bootstrap: [`/ip4/127.0.0.1/tcp/${a.port}/p2p/${decoy.peerId}`] })
+    await decoy.stop()
+    await b.start()
+    const reason = await waitFor('a dial error for the bootstrap entry', async () => {
+      const peers = await b.api<Array<{ id: string, bootstrap: boolean, lastError: string | null }>>('/v1/peers')
+      return peers.find(p => p.bootstrap && p.lastError !== null)?.lastError ?? undefined
+    })
+    assert.match(reason, /different node answers/)
+    const status = await runDm(['status', '--config', b.configPath])
+    assert.equal(status.code, 4, status.stdout + status.stderr)
+    assert.match(status.stdout + status.stderr, /no peer connected/)
+
+    // Once the entry is right and the node has a peer, it is healthy again.
+    b.setOptions({ bootstrapNodes: [a], bootstrap: [] })
+    await b.stop()
+    await b.start()
+    await waitFor('b connected', async () => (await b.connectedPeers()) > 0)
+    const healthy = await runDm(['status', '--config', b.configPath])
+    assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr)
+  } finally {
+    await c.stop()
+  }
+})

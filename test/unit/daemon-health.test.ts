@@ -1,0 +1,23 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { judgeHealth } from '../../src/daemon/health.ts'
+import { dialErrorInWords } from '../../src/net/membership.ts'
+
+test('a node with nobody to reach, or with everything it needs, is ok', () => {
+  assert.deepEqual(judgeHealth({ peersConnected: 0, peersExpected: 0, lastDialError: undefined, missing: 0 }), { state: 'ok', reasons: [] })
+  assert.deepEqual(judgeHealth({ peersConnected: 3, peersExpected: 5, lastDialError: 'x', missing: 0 }), { state: 'ok', reasons: [] })
+})
+
+test('no peer while some are known, or held files missing, is degraded, with one reason each', () => {
+  const h = judgeHealth({ peersConnected: 0, peersExpected: 2, lastDialError: 'connection refused', missing: 3 })
+  assert.equal(h.state, 'degraded')
+  assert.equal(h.reasons.length, 2)
+  assert.match(h.reasons[0], /connection refused/)
+  assert.match(h.reasons[1], /^3 held files/)
+})
+
+test('dial errors are put in words an operator can act on', () => {
+  assert.match(dialErrorInWords(Object.assign(new Error('All multiaddr dials failed'), { errors: [new Error('connect ECONNREFUSED 127.0.0.1:1')] })), /^connection refused/)
+  assert.match(dialErrorInWords(new Error('Payload identity key 12D3KooWA does not match expected remote identity key 12D3KooWB')), /^a different node answers/)
+  assert.match(dialErrorInWords(new Error('The operation was aborted due to timeout')), /^no answer in time/)
+})

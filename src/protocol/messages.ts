@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer'
 import { DmError } from '../errors.js'
 import { Reader, Writer } from '../format/binary.js'
 import { MAX_NAME_BYTES } from '../format/names.js'
@@ -305,8 +306,10 @@ function readEntries (r: Reader, lower: Uint8Array, upper: Bound): IndexEntry[] 
     if (key.length === 0) throw new DmError('ERR_DECODE', 'entry has an empty name')
     if (i > 0 && Buffer.compare(key, prev) <= 0) throw new DmError('ERR_DECODE', 'entries are not in ascending order')
     if (Buffer.compare(key, lower) < 0 || (upper !== null && Buffer.compare(key, upper) >= 0)) throw new DmError('ERR_DECODE', 'entry lies outside its range')
-    const name = Buffer.from(key).toString('utf8')
-    if (!Buffer.from(name, 'utf8').equals(key)) throw new DmError('ERR_DECODE', 'entry name is not UTF-8')
+    const view = Buffer.from(key.buffer, key.byteOffset, key.length)
+    // Names are ASCII in practice (docs/PROTOCOL.md section 1): skip the UTF-8 round trip for them.
+    const name = isAscii(view) ? view.toString('latin1') : view.toString('utf8')
+    if (!isAscii(view) && !Buffer.from(name, 'utf8').equals(view)) throw new DmError('ERR_DECODE', 'entry name is not UTF-8')
     entries.push({ name, timestampMs: r.u64(), id: new Uint8Array(r.bytes(32)) })
     prev = key
   }

@@ -99,7 +99,8 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
   if (salt !== undefined && salt.length !== SALT_BYTES) throw new RangeError(`salt must be ${SALT_BYTES} bytes`)
   let rounds = 0
   let finished = false
-  const learned = new Map<string, IndexEntry>()
+  /** The wants so far, by name, with the name's bytes for sorting. */
+  const learned = new Map<string, { entry: IndexEntry, key: Uint8Array }>()
   /** Ranges our last message sent Hashes for (a Reply must match one) and Reply for (Items must match one). */
   let sentHashes = new Set<string>()
   let sentReplies = new Set<string>()
@@ -108,11 +109,12 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
     const theirs = new Map<string, IndexEntry>()
     for (const e of entries) {
       theirs.set(e.name, e)
-      const i = index.find(Buffer.from(e.name, 'utf8'))
+      const key = Buffer.from(e.name, 'utf8')
+      const i = index.find(key)
       if (i >= 0 && compareVersions(e, index.entry(i)) <= 0) continue
       const known = learned.get(e.name)
-      if (known !== undefined && compareVersions(known, e) >= 0) continue
-      learned.set(e.name, e)
+      if (known !== undefined && compareVersions(known.entry, e) >= 0) continue
+      learned.set(e.name, { entry: e, key })
       if (learned.size > limits.maxLearned) throw new DmError('ERR_DECODE', `peer offered more than ${limits.maxLearned} entries in one exchange`)
     }
     return theirs
@@ -153,6 +155,7 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
     }
     const unmatched: IndexEntry[] = []
     for (let i = from; i < to; i++) {
+      if (theirCount === 0) { unmatched.push(index.entry(i)); continue }
       const h = Buffer.from(index.itemHash(salt as Uint8Array, i)).readUIntBE(0, ITEM_HASH_BYTES)
       const list = pending.get(h)
       if (list !== undefined && list.length > 0) list.pop()
@@ -293,7 +296,7 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
       finished = done
       return { reply: encode(ranges, false), done }
     },
-    wants: () => [...learned.values()].sort((a, b) => Buffer.compare(Buffer.from(a.name, 'utf8'), Buffer.from(b.name, 'utf8')))
+    wants: () => [...learned.values()].sort((a, b) => Buffer.compare(a.key, b.key)).map(w => w.entry)
   }
 }
 

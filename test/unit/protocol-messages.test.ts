@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {
   CHUNK_BYTES, MAX_ADDRS_PER_PEER, MAX_FRAME_BYTES, MAX_INDEX_ENTRIES, MAX_INLINE_BYTES, MAX_PEERS_PER_MESSAGE,
-  MAX_WANT_ENTRIES, MessageType, decodeMessage, encodeMessage, expectType, type Message
+  MAX_WANT_ENTRIES, MessageType, RangeMode, decodeMessage, encodeMessage, expectType, type Message
 } from '../../src/protocol/messages.js'
 import { Writer } from '../../src/format/binary.js'
 import { DmError } from '../../src/errors.js'
@@ -47,7 +47,17 @@ const SAMPLES: Message[] = [
   { type: MessageType.Push, version: v, content: Buffer.from('hello') },
   { type: MessageType.Push, version: v, content: undefined },
   { type: MessageType.Push, version: tomb, content: new Uint8Array(0) },
-  { type: MessageType.Push, version: v, content: new Uint8Array(MAX_INLINE_BYTES).fill(1) }
+  { type: MessageType.Push, version: v, content: new Uint8Array(MAX_INLINE_BYTES).fill(1) },
+  { type: MessageType.Reconcile, salt: new Uint8Array(16).fill(3), ranges: [{ upper: null, mode: RangeMode.Digest, digest: id32(4) }] },
+  {
+    type: MessageType.Reconcile,
+    salt: undefined,
+    ranges: [
+      { upper: Buffer.from('a'), mode: RangeMode.Skip },
+      { upper: Buffer.from('dns/'), mode: RangeMode.Items, entries: [{ name: 'b', timestampMs: 5, id: id32(5) }] },
+      { upper: null, mode: RangeMode.Hashes, hashes: new Uint8Array(6).fill(7) }
+    ]
+  }
 ]
 
 /** Normalises Buffers and subarrays to plain Uint8Arrays so deepEqual compares values. */
@@ -63,7 +73,7 @@ test('every message type has a round-trip sample', () => {
   for (const t of Object.values(MessageType).filter((x): x is MessageType => typeof x === 'number')) {
     assert.ok(covered.has(t), `no sample for ${MessageType[t]}`)
   }
-  assert.equal(covered.size, 7)
+  assert.equal(covered.size, 8)
 })
 
 for (const [i, m] of SAMPLES.entries()) {
@@ -112,7 +122,7 @@ test('trailing bytes are ERR_DECODE', () => {
 })
 
 test('unknown message types are ERR_DECODE', () => {
-  for (const t of [0, 8, 9, 0x7f, 0x80, 0xff]) {
+  for (const t of [0, 9, 10, 0x7f, 0x80, 0xff]) {
     assert.throws(() => decodeMessage(Uint8Array.of(t, 0, 0, 0, 0)), dmError('ERR_DECODE', /unknown message type/), String(t))
   }
 })

@@ -1,0 +1,268 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import fc from 'fast-check'
+import { compareVersions } from '../../src/format/version.js'
+import { Writer } from '../../src/format/binary.js'
+import {
+  MAX_ITEMS_PER_LIST, MAX_HASHES_PER_RANGE, MAX_RANGES_PER_MESSAGE, MAX_RECONCILE_BYTES, MessageType, RangeMode, RECONCILE_VERSION,
+  decodeMessage, encodeMessage, type IndexEntry, type ReconcileRange
+} from '../../src/protocol/messages.js'
+import { createReconcileIndex } from '../../src/sync/fingerprint.js'
+import { DEFAULT_RECONCILE_LIMITS, createReconciler, reconcileOver, type Reconciler } from '../../src/sync/reconcile.js'
+import type { Channel } from '../../src/sync/transport.js'
+import { dmError } from './helpers.js'
+
+const sha = (s: string): Uint8Array => new Uint8Array(createHash('sha256').update(s).digest())
+const T0 = 1_764_000_000_000
+const SALT = new Uint8Array(16).fill(0x5a)
+
+function fleet (n: number, tag = ''): IndexEntry[] {
+  return Array.from({ length: n }, (_, i) => ({ name: `hosts/host-${String(i).padStart(6, '0')}/status`, timestampMs: T0 + i, id: sha(`v${i}${tag}`) }))
+}
+const bumped = (e: IndexEntry, tag = "'"): IndexEntry => ({ ...e, timestampMs: e.timestampMs + 1000, id: sha(`${e.name}${tag}`) })
+
+/** What each side must fetch: the other's entries it lacks or holds older. */
+function expectedWants (mine: IndexEntry[], theirs: IndexEntry[]): string[] {
+  const held = new Map(mine.map(e => [e.name, e]))
+  return theirs.filter(e => { const h = held.get(e.name); return h === undefined || compareVersions(e, h) > 0 }).map(e => e.name).sort()
+}
+
+interface Outcome { wantsA: IndexEntry[], wantsB: IndexEntry[], messages: number, bytes: number }
+
+/** Passes frames between two reconcilers in memory until one side is done. */
+function exchange (a: IndexEntry[], b: IndexEntry[], salt = SALT): Outcome {
+  const A = createReconciler({ index: createReconcileIndex(a), role: 'initiator', salt })
+  const B = createReconciler({ index: createReconcileIndex(b), role: 'responder' })
+  let frame = A.initiate()
+  let messages = 1
+  let bytes = frame.length
+  for (let to: Reconciler = B; ; to = to === A ? B : A) {
+    const step = to.receive(frame)
+    if (step.reply !== undefined) { frame = step.reply; messages++; bytes += frame.length }
+    if (step.done) break
+  }
+  return { wantsA: A.wants(), wantsB: B.wants(), messages, bytes }
+}
+
+function assertReconciled (a: IndexEntry[], b: IndexEntry[], o: Outcome): void {
+  assert.deepEqual(o.wantsA.map(e => e.name), expectedWants(a, b), 'initiator wants')
+  assert.deepEqual(o.wantsB.map(e => e.name), expectedWants(b, a), 'responder wants')
+  const byName = new Map(b.map(e => [e.name, e]))
+  for (const w of o.wantsA) assert.deepEqual(w, byName.get(w.name), 'a want is the peer\'s exact entry')
+}
+
+test('in sync: one Digest and one done message, nothing wanted, under 1 KiB', () => {
+  const o = exchange(fleet(10_000), fleet(10_000))
+  assert.equal(o.messages, 2)
+  assert.ok(o.bytes <= 1024, `${o.bytes} bytes`)
+  assert.deepEqual([o.wantsA, o.wantsB], [[], []])
+})
+
+test('one entry differing out of 10,000 is found both ways within 4 KiB', () => {
+  const base = fleet(10_000)
+  for (const [a, b] of [
+    [base, base.map((e, i) => i === 4321 ? bumped(e) : e)],
+    [base.map((e, i) => i === 17 ? bumped(e) : e), base],
+    [base.filter((_, i) => i !== 9999), base],
+    [base, base.filter((_, i) => i !== 0)]
+  ]) {
+    const o = exchange(a, b)
+    assertReconciled(a, b, o)
+    assert.equal(o.wantsA.length + o.wantsB.length, 1)
+    assert.ok(o.bytes <= 4096, `${o.bytes} bytes`)
+  }
+})
+
+test('property: any two small indexes reconcile exactly, both ways', () => {
+  const universe = fleet(400)
+  fc.assert(fc.property(
+    fc.array(fc.tuple(fc.nat(399), fc.integer({ min: 0, max: 3 })), { maxLength: 400 }),
+    fc.array(fc.tuple(fc.nat(399), fc.integer({ min: 0, max: 3 })), { maxLength: 400 }),
+    fc.uint8Array({ minLength: 16, maxLength: 16 }),
+    (pa, pb, salt) => {
+      // Each side holds some names, each at one of four versions.
+      const side = (picks: Array<[number, number]>): IndexEntry[] => [...new Map(picks.map(([i, v]) => [i, v])).entries()]
+        .map(([i, v]) => v === 0 ? universe[i] : { ...universe[i], timestampMs: universe[i].timestampMs + v, id: sha(`${i}/${v}`) })
+      const a = side(pa)
+      const b = side(pb)
+      assertReconciled(a, b, exchange(a, b, salt))
+    }), { numRuns: 150 })
+})
+
+test('100,000 names with a few differences reconcile in bounded rounds, fast', () => {
+  const a = fleet(100_000)
+  const b = a.map((e, i) => i % 25_000 === 7 ? bumped(e) : e).filter((_, i) => i !== 55_555)
+  b.push({ name: 'zz/new', timestampMs: T0, id: sha('new') })
+  const started = performance.now()
+  const o = exchange(a, b)
+  assertReconciled(a, b, o)
+  assert.equal(o.wantsA.length, 5)
+  assert.equal(o.wantsB.length, 1)
+  assert.ok(o.messages <= 12, `${o.messages} messages`)
+  assert.ok(o.bytes <= 32 * 1024, `${o.bytes} bytes`)
+  assert.ok(performance.now() - started < 20_000)
+})
+
+test('a fresh node learns all of 100,000 names (no 40,000-name ceiling)', () => {
+  // 100,000 names towards a fresh initiator; the other direction with 20,000, to keep the test fast.
+  for (const [a, b] of [[[], fleet(100_000)], [fleet(20_000), []]]) {
+    const o = exchange(a, b)
+    assert.equal(o.wantsA.length + o.wantsB.length, Math.max(a.length, b.length))
+    assertReconciled(a, b, o)
+    assert.ok(o.messages <= 2 * DEFAULT_RECONCILE_LIMITS.maxRounds, `${o.messages} messages`)
+  }
+})
+
+test('reconcileOver drives both roles over a channel pair', async () => {
+  const a = fleet(3000)
+  const b = a.map((e, i) => i % 100 === 0 ? bumped(e) : e)
+  const [ca, cb] = channelPair()
+  const [wa, wb] = await Promise.all([
+    reconcileOver(ca, createReconciler({ index: createReconcileIndex(a), role: 'initiator' }), 'initiator'),
+    reconcileOver(cb, createReconciler({ index: createReconcileIndex(b), role: 'responder' }), 'responder')
+  ])
+  assert.deepEqual(wa.map(e => e.name), expectedWants(a, b))
+  assert.deepEqual(wb, [])
+  assert.equal(wa.length, 30)
+})
+
+function channelPair (): [Channel, Channel] {
+  const make = (inbox: Uint8Array[], waiters: Array<(f: Uint8Array | undefined) => void>, peerInbox: Uint8Array[], peerWaiters: Array<(f: Uint8Array | undefined) => void>): Channel => ({
+    peer: 'p',
+    async send (f) { const w = peerWaiters.shift(); if (w !== undefined) w(f); else peerInbox.push(f) },
+    async read () { const f = inbox.shift(); if (f !== undefined) return f; return await new Promise(resolve => waiters.push(resolve)) },
+    async close () {},
+    abort () {}
+  })
+  const ia: Uint8Array[] = []; const wa: Array<(f: Uint8Array | undefined) => void> = []
+  const ib: Uint8Array[] = []; const wb: Array<(f: Uint8Array | undefined) => void> = []
+  return [make(ia, wa, ib, wb), make(ib, wb, ia, wa)]
+}
+
+// ------------------------------------------------------------------ hostile peers
+
+const frame = (ranges: ReconcileRange[], salt?: Uint8Array): Uint8Array => encodeMessage({ type: MessageType.Reconcile, salt, ranges })
+const responder = (entries = fleet(1000), limits = {}): Reconciler => createReconciler({ index: createReconcileIndex(entries), role: 'responder', limits })
+
+test('a peer whose fingerprints never match is cut off after maxRounds, holding nothing', () => {
+  const limits = { maxRounds: 12 }
+  const me = createReconciler({ index: createReconcileIndex(fleet(5000)), role: 'initiator', salt: SALT, limits })
+  let msg: Uint8Array | undefined = me.initiate()
+  let rounds = 0
+  const liar = (): Uint8Array => {
+    // Echo every range we sent as a fresh random fingerprint: "still different".
+    const m = decodeMessage(msg as Uint8Array)
+    assert.equal(m.type, MessageType.Reconcile)
+    if (m.type !== MessageType.Reconcile) throw new Error('unreachable')
+    return frame(m.ranges.map(r => ({ upper: r.upper, mode: RangeMode.Fingerprint, fingerprint: sha(`${rounds}`).subarray(0, 16) })))
+  }
+  assert.throws(() => {
+    for (;;) { rounds++; msg = me.receive(liar()).reply; assert.ok(msg !== undefined && msg.length <= MAX_RECONCILE_BYTES) }
+  }, dmError('ERR_DECODE'))
+  assert.equal(rounds, limits.maxRounds + 1)
+  assert.deepEqual(me.wants(), [])
+})
+
+test('endless splitting: thousands of tiny ranges per message get bounded answers and a bounded number of rounds', () => {
+  const me = responder(fleet(2000), { maxRounds: 3 })
+  const many = (n: number, round: number): ReconcileRange[] => [
+    ...Array.from({ length: n - 1 }, (_, i) => ({ upper: Buffer.from(`hosts/host-${String(i).padStart(6, '0')}/${round}`), mode: RangeMode.Fingerprint as const, fingerprint: new Uint8Array(16) })),
+    { upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }
+  ]
+  let sent = 0
+  assert.throws(() => {
+    for (let round = 0; ; round++) {
+      const reply = me.receive(frame(many(MAX_RANGES_PER_MESSAGE, round), round === 0 ? SALT : undefined)).reply as Uint8Array
+      sent++
+      assert.ok(reply.length <= MAX_RECONCILE_BYTES)
+      const m = decodeMessage(reply)
+      assert.ok(m.type === MessageType.Reconcile && m.ranges.length <= MAX_RANGES_PER_MESSAGE)
+    }
+  }, dmError('ERR_DECODE'))
+  assert.equal(sent, 3)
+})
+
+test('ranges out of order or overlapping, or not ending at +∞, are ERR_DECODE', () => {
+  const fp = new Uint8Array(16)
+  const cases: ReconcileRange[][] = [
+    [{ upper: Buffer.from('b'), mode: RangeMode.Skip }, { upper: Buffer.from('a'), mode: RangeMode.Skip }, { upper: null, mode: RangeMode.Skip }],
+    [{ upper: Buffer.from('b'), mode: RangeMode.Skip }, { upper: Buffer.from('b'), mode: RangeMode.Fingerprint, fingerprint: fp }, { upper: null, mode: RangeMode.Skip }],
+    [{ upper: Buffer.from('b'), mode: RangeMode.Skip }],
+    [{ upper: null, mode: RangeMode.Skip }, { upper: null, mode: RangeMode.Skip }]
+  ]
+  for (const ranges of cases) assert.throws(() => decodeMessage(frame(ranges, SALT)), dmError('ERR_DECODE'))
+  // An entry outside its range, entries out of order, a non-canonical key.
+  const e = (name: string): IndexEntry => ({ name, timestampMs: 1, id: sha(name) })
+  assert.throws(() => decodeMessage(frame([{ upper: Buffer.from('m'), mode: RangeMode.Items, entries: [e('x')] }, { upper: null, mode: RangeMode.Skip }])), dmError('ERR_DECODE'))
+  assert.throws(() => decodeMessage(frame([{ upper: null, mode: RangeMode.Items, entries: [e('b'), e('a')] }])), dmError('ERR_DECODE'))
+  const nonCanonical = Buffer.from(frame([{ upper: Buffer.from('ab'), mode: RangeMode.Skip }, { upper: Buffer.from('ac'), mode: RangeMode.Skip }, { upper: null, mode: RangeMode.Skip }]))
+  // Second bound "ac" is coded as shared 1 + "c"; recode it as shared 0 + "ac" (same key, other bytes).
+  const at = nonCanonical.indexOf(Buffer.from([1, 1, 0x63]))
+  const recoded = Buffer.concat([nonCanonical.subarray(0, at), Buffer.from([0, 2, 0x61, 0x63]), nonCanonical.subarray(at + 3)])
+  assert.throws(() => decodeMessage(recoded), dmError('ERR_DECODE'))
+})
+
+test('oversized lists, counts and frames are ERR_DECODE before allocation', () => {
+  const head = (): Writer => new Writer().u8(MessageType.Reconcile).u8(RECONCILE_VERSION).u8(0)
+  const cases: Array<[string, Uint8Array]> = [
+    ['ranges', head().u16(MAX_RANGES_PER_MESSAGE + 1).finish()],
+    ['no ranges', head().u16(0).finish()],
+    ['hashes', head().u16(1).u8(0).u8(0).u8(RangeMode.Hashes).u16(MAX_HASHES_PER_RANGE + 1).finish()],
+    ['items', head().u16(1).u8(0).u8(0).u8(RangeMode.Items).u16(MAX_ITEMS_PER_LIST + 1).finish()],
+    ['reply items', head().u16(1).u8(0).u8(0).u8(RangeMode.Reply).u16(0xffff).finish()],
+    ['reply bitmap', head().u16(1).u8(0).u8(0).u8(RangeMode.Reply).u16(0).u8(33).finish()],
+    ['version', new Writer().u8(MessageType.Reconcile).u8(2).u8(0).u16(1).u8(0).u8(0).u8(0).finish()],
+    ['salt length', new Writer().u8(MessageType.Reconcile).u8(1).u8(8).bytes(new Uint8Array(8)).u16(1).u8(0).u8(0).u8(0).finish()],
+    ['mode', head().u16(1).u8(0).u8(0).u8(6).finish()],
+    ['frame', Buffer.concat([head().u16(1).u8(0).u8(0).u8(0).finish(), new Uint8Array(MAX_RECONCILE_BYTES)])]
+  ]
+  for (const [what, f] of cases) assert.throws(() => decodeMessage(f), dmError('ERR_DECODE'), what)
+})
+
+test('salt rules, unsolicited replies and items, bad bitmaps and too many entries are ERR_DECODE', () => {
+  const done = (): ReconcileRange[] => [{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }]
+  assert.throws(() => responder().receive(frame(done())), dmError('ERR_DECODE'), 'first message without salt')
+  const r = responder()
+  r.receive(frame(done(), SALT))
+  assert.throws(() => r.receive(frame(done(), SALT)), dmError('ERR_DECODE'), 'a second salt')
+  const e = (name: string): IndexEntry => ({ name, timestampMs: 1, id: sha(name) })
+  assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.Reply, entries: [], request: new Uint8Array(0) }], SALT)), dmError('ERR_DECODE'), 'unsolicited reply')
+  assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.Items, entries: [e('a')] }], SALT)), dmError('ERR_DECODE'), 'unsolicited items')
+  // Our hashes for the whole range (we hold 3), then a Reply whose bitmap has the wrong size or stray bits.
+  for (const request of [new Uint8Array(2), Uint8Array.of(0x10)]) {
+    const me = createReconciler({ index: createReconcileIndex(fleet(3)), role: 'initiator', salt: SALT })
+    me.initiate()
+    const step = me.receive(frame([{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }]))
+    const sent = decodeMessage(step.reply as Uint8Array)
+    assert.ok(sent.type === MessageType.Reconcile && sent.ranges[0].mode === RangeMode.Hashes)
+    assert.throws(() => me.receive(frame([{ upper: null, mode: RangeMode.Reply, entries: [], request }])), dmError('ERR_DECODE'))
+  }
+  // A peer that offers more entries than maxLearned.
+  const me = createReconciler({ index: createReconcileIndex([]), role: 'initiator', salt: SALT, limits: { maxLearned: 100 } })
+  me.initiate()
+  me.receive(frame([{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }]))
+  const offered = fleet(101)
+  assert.throws(() => me.receive(frame([{ upper: null, mode: RangeMode.Reply, entries: offered, request: new Uint8Array(0) }])), dmError('ERR_DECODE'))
+  assert.ok(me.wants().length <= 101)
+})
+
+test('reconcile messages round-trip and re-encode to the same bytes', () => {
+  const e = (name: string, n: number): IndexEntry => ({ name, timestampMs: n, id: sha(name) })
+  const m = {
+    type: MessageType.Reconcile as const,
+    salt: SALT,
+    ranges: [
+      { upper: Buffer.from('a/b'), mode: RangeMode.Skip },
+      { upper: Buffer.from('a/c'), mode: RangeMode.Digest, digest: sha('d') },
+      { upper: Buffer.from('b'), mode: RangeMode.Fingerprint, fingerprint: sha('f').subarray(0, 16) },
+      { upper: Buffer.from('c'), mode: RangeMode.Hashes, hashes: sha('h').subarray(0, 9) },
+      { upper: Buffer.from('d'), mode: RangeMode.Reply, entries: [e('c/1', 1), e('c/2', 2)], request: Uint8Array.of(0xa0) },
+      { upper: null, mode: RangeMode.Items, entries: [e('d', 3), e('zz', Number.MAX_SAFE_INTEGER)] }
+    ] satisfies ReconcileRange[]
+  }
+  const f = encodeMessage(m)
+  const back = decodeMessage(f)
+  assert.ok(encodeMessage(back).equals(f))
+  assert.ok(back.type === MessageType.Reconcile && back.ranges.length === 6)
+})

@@ -197,6 +197,7 @@ export function createMembership (init: MembershipInit): Membership {
       persist()
     },
     onJoin (listener) { joinListeners.push(listener) },
+    wantsIntroductions: () => known.size < tuning.targetPeers * 2,
     members () {
       const connected = connectedSet()
       const now = clock.nowMs()

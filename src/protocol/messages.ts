@@ -11,13 +11,14 @@ import { readEnvelope, encodeEnvelope, type SignedVersion } from '../format/vers
  */
 
 /** Protocol ids; the version in the id changes only with an incompatible change. */
-export const PROTOCOL_PUSH_PULL = '/data-mesher/push-pull/1.0.0'
+export const PROTOCOL_PUSH_PULL = '/data-mesher/push-pull/2.0.0'
 export const PROTOCOL_FETCH = '/data-mesher/fetch/1.0.0'
 export const PROTOCOL_PUSH = '/data-mesher/push/1.0.0'
 
 /** Append-only: never renumber, never reuse. */
 export enum MessageType {
   Summary = 1,
+  /** Retired with format 1 of push-pull (the whole-index exchange); decoded as unknown, never to be reused. */
   Index = 2,
   Want = 3,
   Version = 4,
@@ -28,8 +29,11 @@ export enum MessageType {
   Reconcile = 8
 }
 
-/** Largest frame any protocol accepts: an Index of push-pull. */
-export const MAX_FRAME_BYTES = 4 * 1024 * 1024
+/** Largest Reconcile frame; honest encoders stop adding ranges well before it. */
+export const MAX_RECONCILE_BYTES = 1024 * 1024
+
+/** Largest frame any protocol accepts: a Reconcile message of push-pull. */
+export const MAX_FRAME_BYTES = MAX_RECONCILE_BYTES
 
 /**
  * Largest frame per protocol, enforced before a frame is buffered, so a peer
@@ -39,7 +43,7 @@ export const MAX_FRAME_BYTES = 4 * 1024 * 1024
 export const MAX_FRAME_BYTES_BY_PROTOCOL: Readonly<Record<string, number>> = {
   [PROTOCOL_PUSH]: 80 * 1024,
   [PROTOCOL_FETCH]: 320 * 1024,
-  [PROTOCOL_PUSH_PULL]: MAX_FRAME_BYTES
+  [PROTOCOL_PUSH_PULL]: MAX_RECONCILE_BYTES
 }
 
 /**
@@ -62,7 +66,6 @@ export const MAX_INBOUND_STREAMS_BY_PROTOCOL: Readonly<Record<string, number>> =
 export const CHUNK_BYTES = 256 * 1024
 /** Content up to this size rides inside a push; larger content is fetched by whoever wants it. */
 export const MAX_INLINE_BYTES = 64 * 1024
-export const MAX_INDEX_ENTRIES = 40_000
 export const MAX_WANT_ENTRIES = 1024
 export const MAX_PEERS_PER_MESSAGE = 32
 export const MAX_ADDRS_PER_PEER = 8
@@ -82,7 +85,6 @@ export interface PeerInfo {
 
 export type Message =
   | { type: MessageType.Summary, count: number, digest: Uint8Array, peers: PeerInfo[] }
-  | { type: MessageType.Index, entries: IndexEntry[] }
   | { type: MessageType.Want, entries: Array<{ name: string, id: Uint8Array }> }
   | { type: MessageType.Version, version: SignedVersion }
   | { type: MessageType.Chunk, data: Uint8Array }
@@ -99,10 +101,6 @@ export function encodeMessage (m: Message): Buffer {
         w.string16(p.id).u8(p.addrs.length)
         for (const a of p.addrs) w.string16(a)
       }
-      break
-    case MessageType.Index:
-      w.u32(m.entries.length)
-      for (const e of m.entries) w.string16(e.name).u64(e.timestampMs).bytes(e.id)
       break
     case MessageType.Want:
       w.u16(m.entries.length)
@@ -151,14 +149,6 @@ export function decodeMessage (frame: Uint8Array): Message {
         peers.push({ id, addrs })
       }
       m = { type, count, digest, peers }
-      break
-    }
-    case MessageType.Index: {
-      const n = r.u32()
-      if (n > MAX_INDEX_ENTRIES) throw new DmError('ERR_DECODE', `index lists ${n} entries (at most ${MAX_INDEX_ENTRIES})`)
-      const entries: IndexEntry[] = []
-      for (let i = 0; i < n; i++) entries.push({ name: r.string16(MAX_NAME_BYTES), timestampMs: r.u64(), id: new Uint8Array(r.bytes(32)) })
-      m = { type, entries }
       break
     }
     case MessageType.Want: {
@@ -220,8 +210,6 @@ export const DIGEST_BYTES = 32
 export const FINGERPRINT_BYTES = 16
 /** A salted per-entry hash, listed for small ranges. */
 export const ITEM_HASH_BYTES = 3
-/** Largest Reconcile frame; honest encoders stop adding ranges well before it. */
-export const MAX_RECONCILE_BYTES = 1024 * 1024
 export const MAX_RANGES_PER_MESSAGE = 8192
 export const MAX_HASHES_PER_RANGE = 256
 export const MAX_ITEMS_PER_LIST = 1024

@@ -1,22 +1,26 @@
 import PQueue from 'p-queue'
 import type { Tuning } from '../config/tuning.js'
-import { describeError } from '../errors.js'
-import { MessageType, PROTOCOL_PUSH_PULL, encodeMessage, expectType, type IndexEntry } from '../protocol/messages.js'
+import { DmError, describeError } from '../errors.js'
+import { MessageType, PROTOCOL_PUSH_PULL, decodeMessage, encodeMessage, expectType, type IndexEntry } from '../protocol/messages.js'
 import { sample, type Clock } from '../util/clock.js'
 import { Events } from '../util/events.js'
 import type { Log } from '../util/log.js'
 import type { Acceptor } from './acceptor.js'
 import type { FetchService } from './fetch.js'
 import type { IndexView } from './index-view.js'
+import { createReconciler, type Reconciler } from './reconcile.js'
 import { guarded, readMessage } from './streams.js'
 import type { Channel, PeerExchange, Transport } from './transport.js'
 
 /*
  * AntiEntropy: the safety net. Every push-pull interval (jittered) the node
- * compares index digests with one random peer; when they differ, both swap
- * indexes and each fetches what the other holds newer. A round also runs at
- * once whenever this node opens a connection, so a node that was away
- * catches up as soon as it is back.
+ * reconciles its advertised index with one random peer (range-based set
+ * reconciliation, src/sync/reconcile.ts: a round in sync is one small digest
+ * each way; otherwise it costs what differs), then each side fetches what the
+ * other holds newer. A round also runs at once whenever this node opens a
+ * connection, so a node that was away catches up as soon as it is back; such
+ * a join round first swaps a few members (a Summary each way), which is how a
+ * newcomer learns the mesh beyond its bootstrap node.
  */
 
 export interface SyncStats {
@@ -26,8 +30,8 @@ export interface SyncStats {
 }
 
 export interface AntiEntropyEvents {
-  /** A round finished; its duration. */
-  round: { durationMs: number }
+  /** A round finished with `peer`; its duration. */
+  round: { peer: string, durationMs: number }
 }
 
 export interface AntiEntropy {
@@ -37,8 +41,8 @@ export interface AntiEntropy {
   start: () => Promise<void>
   /** Stops the timer and drops rounds not yet started. */
   stop: () => void
-  /** One round with `peer`, now. Rejects when the exchange fails. */
-  round: (peer: string) => Promise<void>
+  /** One round with `peer`, now; `introduce` swaps members first. Rejects when the exchange fails. */
+  round: (peer: string, introduce?: boolean) => Promise<void>
 }
 
 export interface AntiEntropyComponents {
@@ -62,62 +66,71 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
   let cancelTimer = (): void => {}
   let running = false
 
-  const summary = (): Uint8Array => encodeMessage({ type: MessageType.Summary, count: index.entries().length, digest: index.digest(), peers: peers.sample(tuning.peersPerSummary) })
-  const inSync = (digest: Uint8Array): boolean => Buffer.from(digest).equals(index.digest())
-  const wantsFrom = (theirs: IndexEntry[]): IndexEntry[] => theirs.filter(acceptor.wants)
+  const summary = (): Uint8Array => {
+    const snapshot = index.snapshot()
+    return encodeMessage({ type: MessageType.Summary, count: snapshot.size, digest: snapshot.digest(0, snapshot.size), peers: peers.sample(tuning.peersPerSummary) })
+  }
 
-  function finished (startedMs: number): void {
+  /** Feeds the peer's frames to the reconciler until the exchange is over; `first` is a frame already read. */
+  async function reconcile (ch: Channel, r: Reconciler, first?: Uint8Array): Promise<IndexEntry[]> {
+    for (let frame = first ?? await ch.read(); ; frame = await ch.read()) {
+      if (frame === undefined) throw new DmError('ERR_DECODE', 'stream ended in the middle of reconciliation')
+      const step = r.receive(frame)
+      if (step.reply !== undefined) await ch.send(step.reply)
+      if (step.done) return r.wants()
+    }
+  }
+
+  async function finish (peer: string, startedMs: number, theirs: IndexEntry[]): Promise<void> {
+    const wants = theirs.filter(acceptor.wants)
+    if (wants.length > 0) await fetch.fetch(peer, wants)
     stats.rounds++
     stats.lastRoundAtMs = clock.nowMs()
     stats.lastRoundMs = stats.lastRoundAtMs - startedMs
-    events.emit('round', { durationMs: stats.lastRoundMs })
+    events.emit('round', { peer, durationMs: stats.lastRoundMs })
   }
 
-  /** The initiator: summary, their summary, then (if they differ) their index and ours. */
-  async function round (peer: string): Promise<void> {
+  /** The initiator: optionally a Summary each way, then it opens the reconciliation. */
+  async function round (peer: string, introduce = false): Promise<void> {
     const startedMs = clock.nowMs()
     const ch = await transport.open(peer, PROTOCOL_PUSH_PULL)
-    let wants: IndexEntry[] = []
+    let theirs: IndexEntry[]
     try {
-      await ch.send(summary())
-      const theirs = expectType(await readMessage(ch), MessageType.Summary)
-      peers.learn(theirs.peers, peer)
-      if (!inSync(theirs.digest)) {
-        const remote = expectType(await readMessage(ch), MessageType.Index)
-        await ch.send(encodeMessage({ type: MessageType.Index, entries: index.entries() }))
-        wants = wantsFrom(remote.entries)
+      if (introduce) {
+        await ch.send(summary())
+        peers.learn(expectType(await readMessage(ch), MessageType.Summary).peers, peer)
       }
+      const r = createReconciler({ index: index.snapshot(), role: 'initiator' })
+      await ch.send(r.initiate())
+      theirs = await reconcile(ch, r)
       await ch.close()
     } catch (err) {
       ch.abort(err as Error)
       throw err
     }
-    if (wants.length > 0) await fetch.fetch(peer, wants)
-    finished(startedMs)
+    await finish(peer, startedMs, theirs)
   }
 
-  /** The responder: the same exchange, mirrored. */
+  /** The responder: answers a Summary if one comes first, then the reconciliation. */
   async function respond (ch: Channel): Promise<void> {
     const startedMs = clock.nowMs()
-    const theirs = expectType(await readMessage(ch), MessageType.Summary)
-    peers.learn(theirs.peers, ch.peer)
-    await ch.send(summary())
-    if (inSync(theirs.digest)) {
-      await ch.close()
-      finished(startedMs)
-      return
+    let first = await ch.read()
+    if (first !== undefined && first[0] === MessageType.Summary) {
+      peers.learn(expectType(decodeMessage(first), MessageType.Summary).peers, ch.peer)
+      await ch.send(summary())
+      first = await ch.read()
     }
-    await ch.send(encodeMessage({ type: MessageType.Index, entries: index.entries() }))
-    const remote = expectType(await readMessage(ch), MessageType.Index)
+    if (first === undefined) throw new DmError('ERR_DECODE', 'stream ended before reconciliation')
+    const theirs = await reconcile(ch, createReconciler({ index: index.snapshot(), role: 'responder' }), first)
     await ch.close()
-    const wants = wantsFrom(remote.entries)
-    if (wants.length > 0) await fetch.fetch(ch.peer, wants)
-    finished(startedMs)
+    await finish(ch.peer, startedMs, theirs)
   }
 
-  function enqueue (peer: string, why: string): void {
+  function enqueue (peer: string, why: 'join' | 'interval'): void {
     if (!running) return
-    void queued.add(async () => await round(peer))
+    // A join round swaps members; so does an interval round while this node knows too few to choose from.
+    const introduce = why === 'join' || peers.wantsIntroductions()
+    void queued.add(async () => await round(peer, introduce))
       .catch(err => log.debug({ peer, why, err: describeError(err) }, 'push-pull failed'))
   }
 

@@ -1,40 +1,42 @@
 import type { IndexEntry } from '../protocol/messages.js'
 import type { Store } from '../store/store.js'
 import type { Acceptor } from './acceptor.js'
-import { indexDigest } from './digest.js'
+import { createReconcileIndex, type ReconcileIndex } from './fingerprint.js'
 
 /*
- * IndexView: what this node advertises to its peers, and its digest. Built
- * from the store with the acceptor's rule, cached, and rebuilt only after
- * something it depends on changed.
+ * IndexView: what this node advertises to its peers, as the sorted snapshot
+ * reconciliation fingerprints. Built from the store with the acceptor's
+ * rule, cached, and rebuilt only after something it depends on changed.
  */
 
 export interface IndexView {
   /** The advertised entries, sorted by name. */
   entries: () => IndexEntry[]
-  /** The digest peers compare in a push-pull summary. */
-  digest: () => Uint8Array
+  /** The snapshot a reconciliation runs against (its whole-index digest is computed once). */
+  snapshot: () => ReconcileIndex
 }
 
 export function createIndexView (components: { store: Store, acceptor: Acceptor }): IndexView {
   const { store, acceptor } = components
-  let cached: { entries: IndexEntry[], digest: Uint8Array } | undefined
+  let cached: ReconcileIndex | undefined
   const invalidate = (): void => { cached = undefined }
   acceptor.events.on('accepted', invalidate)
   acceptor.events.on('changed', invalidate)
 
-  function build (): { entries: IndexEntry[], digest: Uint8Array } {
+  function snapshot (): ReconcileIndex {
     if (cached === undefined) {
       const entries: IndexEntry[] = []
       for (const e of store.entries()) if (acceptor.advertised(e)) entries.push({ name: e.name, timestampMs: e.timestampMs, id: e.id })
-      entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
-      cached = { entries, digest: indexDigest(entries) }
+      cached = createReconcileIndex(entries)
     }
     return cached
   }
 
   return {
-    entries: () => build().entries,
-    digest: () => build().digest
+    entries: () => {
+      const s = snapshot()
+      return Array.from({ length: s.size }, (_, i) => s.entry(i))
+    },
+    snapshot
   }
 }

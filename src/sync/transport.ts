@@ -42,6 +42,8 @@ export interface PeerExchange {
   sample: (n: number) => PeerInfo[]
   /** Members a peer told us about; untrusted, the receiver bounds what it keeps. */
   learn: (peers: PeerInfo[], from: string) => void
+  /** True while this node knows too few members to choose its connections from: rounds then swap members too. */
+  wantsIntroductions: () => boolean
   /** Calls `listener` with each peer we open a connection to (a join or rejoin). The listener must not block. */
   onJoin: (listener: (peer: string) => void) => void
 }

@@ -83,7 +83,6 @@ const CONTENT = new Map<SignedVersion, Uint8Array>([
 
 const SAMPLE_MESSAGES: Message[] = [
   { type: MessageType.Summary, count: 3, digest: new Uint8Array(32).fill(9), peers: [{ id: '12D3KooWLPNruZ6cv4uxGsLL6dV9CXpuMK5yixXh7uVLyaHRbVAn', addrs: ['/ip4/10.0.0.1/tcp/7946', '/ip6/::1/tcp/1'] }] },
-  { type: MessageType.Index, entries: [{ name: 'dns/cnames', timestampMs: T, id: new Uint8Array(32).fill(1) }, { name: 'gone', timestampMs: T + 1, id: new Uint8Array(32).fill(2) }] },
   { type: MessageType.Want, entries: [{ name: 'hello.txt', id: new Uint8Array(32).fill(3) }] },
   { type: MessageType.Version, version: V_FILE },
   { type: MessageType.Version, version: V_ATTACH },

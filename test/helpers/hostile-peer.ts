@@ -8,6 +8,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import { createMeshNode, type MeshNode } from '../../src/net/node.ts'
 import { streamChannel } from '../../src/net/channel.ts'
+import { createReconcileIndex, type ReconcileIndex } from '../../src/sync/fingerprint.ts'
+import { createReconciler } from '../../src/sync/reconcile.ts'
 import { sign } from '../../src/crypto/ed25519.ts'
 import { Writer } from '../../src/format/binary.ts'
 import {
@@ -246,21 +248,26 @@ export class HostilePeer {
   }
 
   /**
-   * Plays the initiator of a push-pull round with a chosen index. Returns the
-   * daemon's index (or undefined when the digests matched).
+   * Plays the initiator of a push-pull round with a chosen index (a join
+   * round: a Summary each way first, carrying `peers`). Returns what the
+   * daemon holds that this index lacks.
    */
-  async pushPull (peer: string, index: IndexEntry[] | Uint8Array, o: { digest?: Uint8Array, peers?: Array<{ id: string, addrs: string[] }> } = {}): Promise<IndexEntry[] | undefined> {
+  async pushPull (peer: string, index: IndexEntry[] | ReconcileIndex, o: { peers?: Array<{ id: string, addrs: string[] }> } = {}): Promise<IndexEntry[]> {
     const stream = await this.openStream(peer, PROTOCOL_PUSH_PULL)
     const ch = streamChannel(stream, peer, { maxFrameBytes: MAX_FRAME_BYTES, frameTimeoutMs: 15_000 })
     try {
-      await ch.send(encodeMessage({ type: MessageType.Summary, count: 1, digest: o.digest ?? randomBytes(32), peers: o.peers ?? [] }))
+      await ch.send(encodeMessage({ type: MessageType.Summary, count: 1, digest: randomBytes(32), peers: o.peers ?? [] }))
       const summary = decodeMessage(await mustRead(ch))
       if (summary.type !== MessageType.Summary) throw new Error(`expected a summary, got ${summary.type}`)
-      const theirs = decodeMessage(await mustRead(ch))
-      if (theirs.type !== MessageType.Index) throw new Error(`expected an index, got ${theirs.type}`)
-      await ch.send(index instanceof Uint8Array ? index : encodeMessage({ type: MessageType.Index, entries: index }))
+      const r = createReconciler({ index: Array.isArray(index) ? createReconcileIndex(index) : index, role: 'initiator' })
+      await ch.send(r.initiate())
+      for (;;) {
+        const step = r.receive(await mustRead(ch))
+        if (step.reply !== undefined) await ch.send(step.reply)
+        if (step.done) break
+      }
       await ch.close()
-      return theirs.entries
+      return r.wants()
     } catch (err) {
       ch.abort(err as Error)
       throw err

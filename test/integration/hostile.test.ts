@@ -15,10 +15,11 @@ import {
 } from '../helpers/hostile-peer.ts'
 import { streamChannel } from '../../src/net/channel.ts'
 import { LOCAL_PROFILE } from '../../src/config/tuning.ts'
+import { createReconcileIndex } from '../../src/sync/fingerprint.ts'
 import { Writer } from '../../src/format/binary.ts'
 import { compareVersions, decodeEnvelope, encodeEnvelope, VersionKind, versionId, type SignedVersion } from '../../src/format/version.ts'
 import {
-  CHUNK_BYTES, MAX_FRAME_BYTES, MAX_INDEX_ENTRIES, MAX_INLINE_BYTES, MAX_WANT_ENTRIES, MessageType,
+  CHUNK_BYTES, MAX_FRAME_BYTES, MAX_INLINE_BYTES, MAX_WANT_ENTRIES, MessageType,
   MAX_INBOUND_STREAMS_BY_PROTOCOL, PROTOCOL_FETCH, PROTOCOL_PUSH, PROTOCOL_PUSH_PULL, decodeMessage, encodeMessage, type IndexEntry
 } from '../../src/protocol/messages.ts'
 
@@ -236,7 +237,7 @@ test('malformed, truncated, oversized and random frames cost the sender its stre
     { what: 'want over its limit', protocol: PROTOCOL_FETCH, pieces: [frame(new Writer().u8(MessageType.Want).u16(MAX_WANT_ENTRIES + 1).finish())], code: 'ERR_DECODE' },
     { what: 'garbage on push-pull', protocol: PROTOCOL_PUSH_PULL, pieces: [frame(Uint8Array.of(MessageType.Summary, 1, 2))], code: 'ERR_DECODE' },
     { what: 'summary with 33 peers', protocol: PROTOCOL_PUSH_PULL, pieces: [frame(new Writer().u8(MessageType.Summary).u32(0).bytes(new Uint8Array(32)).u8(33).finish())], code: 'ERR_DECODE' },
-    { what: 'index header claiming 40,001 entries', protocol: PROTOCOL_PUSH_PULL, pieces: [frame(new Writer().u8(MessageType.Index).u32(MAX_INDEX_ENTRIES + 1).finish())], code: 'ERR_DECODE' }
+    { what: 'a retired format-1 index on push-pull', protocol: PROTOCOL_PUSH_PULL, pieces: [frame(new Writer().u8(MessageType.Index).u32(40_001).finish())], code: 'ERR_DECODE' }
   ]
   // Random frames from a fixed seed, so a failure reproduces; most have no valid type, some a wild length.
   let seed = 0x5eed
@@ -621,15 +622,15 @@ test('recovery from a compromised signer\'s future-dated version: remove the key
 // ---------------------------------------------------------------------------
 // Floods
 
-test('a flood of 40,000-entry indexes leaves the daemon answering, with bounded memory', async t => {
+test('a flood of reconciliations against 40,000 unknown entries leaves the daemon answering, with bounded memory', async t => {
+  const FLOOD_ENTRIES = 40_000
   const before = snapshot(n0)
   const from = n0.log.length
   const entries: IndexEntry[] = []
-  for (let i = 0; i < MAX_INDEX_ENTRIES; i++) entries.push({ name: `flood/${i.toString(36).padStart(6, '0')}-${'x'.repeat(24)}`, timestampMs: 1e12 + i, id: randomBytes(32) })
-  const index = encodeMessage({ type: MessageType.Index, entries })
-  assert.ok(index.length < MAX_FRAME_BYTES)
+  for (let i = 0; i < FLOOD_ENTRIES; i++) entries.push({ name: `flood/${i.toString(36).padStart(6, '0')}-${'x'.repeat(24)}`, timestampMs: 1e12 + i, id: randomBytes(32) })
+  const index = createReconcileIndex(entries)
   // Some rounds also claim newer versions of listed names (fetched, answered NotFound) and push members at the daemon.
-  const lying = encodeMessage({ type: MessageType.Index, entries: [...entries.slice(0, MAX_INDEX_ENTRIES - 3), ...['hello.txt', 'replay.txt', 'dns/cnames'].map(name => ({ name, timestampMs: nextTs() + 3_600_000, id: randomBytes(32) }))] })
+  const lying = createReconcileIndex([...entries.slice(0, FLOOD_ENTRIES - 3), ...['hello.txt', 'replay.txt', 'dns/cnames'].map(name => ({ name, timestampMs: nextTs() + 3_600_000, id: randomBytes(32) }))])
   // Members that do not exist: half with ids that do not parse, half real ids at addresses where nothing listens.
   const peers = await Promise.all(Array.from({ length: 32 }, async (_, i) => ({
     id: i % 2 === 0 ? `not-a-peer-${i}` : peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString(),
@@ -678,7 +679,7 @@ test('a flood of 40,000-entry indexes leaves the daemon answering, with bounded 
   const status = await n0.api<{ peersKnown: number }>('/v1/status')
   assert.ok(status.peersKnown < 100, `${status.peersKnown} members known`)
   await survived(before, { from })
-  t.diagnostic(`index flood: ${completed} × ${MAX_INDEX_ENTRIES} entries (${resets} streams reset) in ${elapsed} ms, peak RSS ${peak.toFixed(0)} MiB (from ${baseline.toFixed(0)})`)
+  t.diagnostic(`reconciliation flood: ${completed} × ${FLOOD_ENTRIES} entries (${resets} streams reset) in ${elapsed} ms, peak RSS ${peak.toFixed(0)} MiB (from ${baseline.toFixed(0)})`)
 })
 
 test('a flood of thousands of pushes leaves the daemon answering, with bounded memory', async t => {

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {
-  CHUNK_BYTES, MAX_ADDRS_PER_PEER, MAX_FRAME_BYTES, MAX_INDEX_ENTRIES, MAX_INLINE_BYTES, MAX_PEERS_PER_MESSAGE,
+  CHUNK_BYTES, MAX_ADDRS_PER_PEER, MAX_FRAME_BYTES, MAX_INLINE_BYTES, MAX_PEERS_PER_MESSAGE,
   MAX_WANT_ENTRIES, MessageType, RangeMode, decodeMessage, encodeMessage, expectType, type Message
 } from '../../src/protocol/messages.js'
 import { Writer } from '../../src/format/binary.js'
@@ -27,14 +27,6 @@ const SAMPLES: Message[] = [
     peers: [
       { id: PEER, addrs: ['/ip4/10.0.0.1/tcp/7946', '/ip6/::1/tcp/7946'] },
       { id: 'x', addrs: [] }
-    ]
-  },
-  { type: MessageType.Index, entries: [] },
-  {
-    type: MessageType.Index,
-    entries: [
-      { name: 'dns/cnames', timestampMs: 1_764_000_000_000, id: versionId(v) },
-      { name: 'gone', timestampMs: Number.MAX_SAFE_INTEGER, id: id32(255) }
     ]
   },
   { type: MessageType.Want, entries: [] },
@@ -68,12 +60,12 @@ function plain (x: unknown): unknown {
   return x
 }
 
-test('every message type has a round-trip sample', () => {
+test('every message type in use has a round-trip sample', () => {
   const covered = new Set(SAMPLES.map(m => m.type))
-  for (const t of Object.values(MessageType).filter((x): x is MessageType => typeof x === 'number')) {
+  for (const t of Object.values(MessageType).filter((x): x is MessageType => typeof x === 'number' && x !== MessageType.Index)) {
     assert.ok(covered.has(t), `no sample for ${MessageType[t]}`)
   }
-  assert.equal(covered.size, 8)
+  assert.equal(covered.size, 7)
 })
 
 for (const [i, m] of SAMPLES.entries()) {
@@ -90,7 +82,6 @@ test('byte layout of small messages', () => {
   assert.equal(encodeMessage({ type: MessageType.NotFound, name: 'ab' }).toString('hex'), '0600026162')
   assert.equal(encodeMessage({ type: MessageType.Chunk, data: Uint8Array.of(1, 2) }).toString('hex'), '050102')
   assert.equal(encodeMessage({ type: MessageType.Want, entries: [{ name: 'a', id: id32(7) }] }).toString('hex'), '030001000161' + '07'.repeat(32))
-  assert.equal(encodeMessage({ type: MessageType.Index, entries: [{ name: 'a', timestampMs: 258, id: id32(7) }] }).toString('hex'), '02000000010001610000000000000102' + '07'.repeat(32))
   assert.equal(
     encodeMessage({ type: MessageType.Summary, count: 3, digest: id32(1), peers: [{ id: 'p', addrs: ['/a'] }] }).toString('hex'),
     '0100000003' + '01'.repeat(32) + '01' + '000170' + '01' + '00022f61')
@@ -122,41 +113,30 @@ test('trailing bytes are ERR_DECODE', () => {
 })
 
 test('unknown message types are ERR_DECODE', () => {
-  for (const t of [0, 9, 10, 0x7f, 0x80, 0xff]) {
+  // 2 is the retired format-1 Index: refused like any unknown type.
+  for (const t of [0, 2, 9, 10, 0x7f, 0x80, 0xff]) {
     assert.throws(() => decodeMessage(Uint8Array.of(t, 0, 0, 0, 0)), dmError('ERR_DECODE', /unknown message type/), String(t))
   }
 })
 
 test('oversized counts and lengths are ERR_DECODE before any allocation', () => {
   const cases: Array<[string, Uint8Array, RegExp]> = [
-    ['index count', new Writer().u8(MessageType.Index).u32(MAX_INDEX_ENTRIES + 1).finish(), /index lists 40001/],
-    ['index count 2^32-1', new Writer().u8(MessageType.Index).u32(0xffffffff).finish(), /index lists/],
     ['want count', new Writer().u8(MessageType.Want).u16(MAX_WANT_ENTRIES + 1).finish(), /lists 1025 items/],
     ['summary peers', new Writer().u8(MessageType.Summary).u32(0).bytes(id32(0)).u8(MAX_PEERS_PER_MESSAGE + 1).finish(), /33 peers/],
     ['peer addrs', new Writer().u8(MessageType.Summary).u32(0).bytes(id32(0)).u8(1).string16('p').u8(MAX_ADDRS_PER_PEER + 1).finish(), /9 addresses/],
     ['peer id length', new Writer().u8(MessageType.Summary).u32(0).bytes(id32(0)).u8(1).u16(129).bytes(new Uint8Array(129)).u8(0).finish(), /129 bytes/],
     ['addr length', new Writer().u8(MessageType.Summary).u32(0).bytes(id32(0)).u8(1).string16('p').u8(1).u16(257).bytes(new Uint8Array(257)).finish(), /257 bytes/],
-    ['index name length', new Writer().u8(MessageType.Index).u32(1).u16(256).bytes(new Uint8Array(256)).finish(), /256 bytes/],
     ['not-found name length', new Writer().u8(MessageType.NotFound).u16(0xffff).finish(), /65535 bytes/],
     ['chunk', new Writer().u8(MessageType.Chunk).bytes(new Uint8Array(CHUNK_BYTES + 1)).finish(), /chunk of 262145 bytes/],
     ['inline content', new Writer().u8(MessageType.Push).bytes(encodeEnvelope(v)).u8(1).u32(MAX_INLINE_BYTES + 1).finish(), /at most 65536/],
     ['inline content 2^32-1', new Writer().u8(MessageType.Push).bytes(encodeEnvelope(v)).u8(1).u32(0xffffffff).finish(), /at most 65536/],
     ['push flag', new Writer().u8(MessageType.Push).bytes(encodeEnvelope(v)).u8(2).finish(), /content flag/],
-    ['frame', new Uint8Array(MAX_FRAME_BYTES + 1).fill(MessageType.Chunk), /exceeds 4194304/]
+    ['frame', new Uint8Array(MAX_FRAME_BYTES + 1).fill(MessageType.Chunk), /exceeds 1048576/]
   ]
   for (const [what, frame, re] of cases) assert.throws(() => decodeMessage(frame), dmError('ERR_DECODE', re), what)
   // The limits themselves are accepted.
   assert.equal((decodeMessage(new Writer().u8(MessageType.Summary).u32(0).bytes(id32(0)).u8(MAX_PEERS_PER_MESSAGE)
     .bytes(Buffer.concat(Array.from({ length: MAX_PEERS_PER_MESSAGE }, () => new Writer().string16('p').u8(0).finish()))).finish()) as { peers: unknown[] }).peers.length, MAX_PEERS_PER_MESSAGE)
-})
-
-test('the largest index fits in one frame', () => {
-  const entries = Array.from({ length: MAX_INDEX_ENTRIES }, (_, i) => ({ name: `n/${'x'.repeat(40)}/${i}`, timestampMs: i, id: id32(i & 0xff) }))
-  const frame = encodeMessage({ type: MessageType.Index, entries })
-  assert.ok(frame.length <= MAX_FRAME_BYTES, `${frame.length} bytes`)
-  const back = decodeMessage(frame)
-  assert.equal(back.type, MessageType.Index)
-  if (back.type === MessageType.Index) assert.equal(back.entries.length, MAX_INDEX_ENTRIES)
 })
 
 test('strings must be exact UTF-8; envelope names must be valid', () => {

@@ -26,7 +26,7 @@ const dirs: string[] = []
 afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }) })
 
 interface Node { id: string, store: Store, sync: Sync, publish: (v: SignedVersion, content: Uint8Array) => ReturnType<Sync['acceptor']['ingest']> }
-const noPeers = { sample: () => [], learn: () => {}, onJoin: () => {} }
+const noPeers = { sample: () => [], learn: () => {}, onJoin: () => {}, wantsIntroductions: () => false }
 const started: Sync[] = []
 afterEach(async () => { for (const s of started.splice(0)) await s.stop() })
 

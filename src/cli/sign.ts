@@ -2,9 +2,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DmError } from '../errors.js'
 import { loadConfig } from '../config/load.js'
+import { describeFault } from '../crypto/ed25519.js'
 import { loadPrivateKey, publicKeyToBase64 } from '../crypto/keys.js'
 import { assertValidName } from '../format/names.js'
-import { MAX_CONTENT_BYTES, decodeEnvelope, encodeEnvelope, hex, networkIdFrom, newVersion, signatureIsValid, VersionKind } from '../format/version.js'
+import { MAX_CONTENT_BYTES, decodeEnvelope, encodeEnvelope, hex, networkIdFrom, newVersion, signatureFaultOf, VersionKind } from '../format/version.js'
 import { checkContent, checkHeader } from '../policy/accept.js'
 import { required, str, type Command, type ParsedArgs } from './command.js'
 import { warn } from './output.js'
@@ -93,7 +94,8 @@ export const verify: Command = {
       process.stdout.write(`FAIL ${code}: ${reason}\n`)
       return 1
     }
-    if (!signatureIsValid(v)) return fail(`signature on "${v.name}" is not valid`, 'ERR_BAD_SIGNATURE')
+    const fault = signatureFaultOf(v)
+    if (fault !== undefined) return fail(`signature on "${v.name}" is not valid: ${describeFault(fault)} (${fault})`, 'ERR_BAD_SIGNATURE')
     const body = checkContent(v, content)
     if (!body.ok) return fail(body.reason, body.code)
     const configPath = str(args, 'config')

@@ -139,3 +139,15 @@ test('node:crypto with the checks and noble strict agree on random valid and cor
     assert.equal(ed.verify(bad, msg, key.publicKey, { zip215: false }), false)
   }), { numRuns: 200 })
 })
+
+test('docs/PROTOCOL.md section 3.2 lists every vector with its verdict', () => {
+  const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'PROTOCOL.md'), 'utf8')
+  const verdict = (fault: string | null): string => fault === null ? '**valid**' : `\`${fault}\``
+  for (const k of vectors.keys) {
+    assert.ok(doc.includes(`| \`${k.publicKeyHex}\` | ${verdict(k.fault)} | ${k.description} |`), k.description)
+  }
+  vectors.signatures.forEach((s, i) => {
+    assert.ok(doc.includes(`| ${i} | ${s.description} | ${verdict(s.fault)} | ${s.nobleStrict ? 'accepts' : 'refuses'} |`), s.description)
+  })
+  for (const h of vectors.smallOrderPoints.filter(h => !/^(00|01|ec)/.test(h))) assert.ok(doc.includes(h), h)
+})

@@ -130,7 +130,7 @@ export function build (): { smallOrderPoints: string[], keys: KeyVector[], signa
   const sig = (description: string, pub: Uint8Array, m: Uint8Array, s: Uint8Array, fault: string | null): void => {
     signatures.push({ description, publicKeyHex: hex(pub), messageHex: hex(m), signatureHex: hex(s), valid: fault === null, fault, nobleStrict: nobleStrict(pub, m, s) })
   }
-  /** A signature by the seed's key with a chosen R point: S = r + k*a, valid whenever R = [r]B. */
+  /** A signature by the seed's key with a chosen R point: S = r + k·a, valid whenever R = [r]B. */
   const withR = (rBytes: Uint8Array, r: bigint, m: Uint8Array, pub = A): Uint8Array =>
     cat(rBytes, le32((r + challenge(rBytes, pub, m) * a) % L))
 
@@ -163,10 +163,10 @@ export function build (): { smallOrderPoints: string[], keys: KeyVector[], signa
   sig(`key not on the curve (y = ${offCurve})`, le32(offCurve), msg, good, 'key-not-on-curve')
 
   sig('small-order R = identity and S = 0 with a valid key: the equation fails too', A, msg, zeroS, 'r-small-order')
-  // Only the key's owner can do this: r = 0, so R = identity and S = k*a.
-  sig('small-order R = identity made by the key\'s owner (S = k*a): both equations hold; refused', A, msg, withR(identity, 0n, msg), 'r-small-order')
-  sig('non-canonical R: the identity written as y = p + 1, S = k*a (a reducing verifier accepts it)', A, msg, withR(signed(P + 1n, false), 0n, msg), 'r-non-canonical')
-  sig('non-canonical R: the identity with the sign bit set, S = k*a', A, msg, withR(signed(1n, true), 0n, msg), 'r-non-canonical')
+  // Only the key's owner can do this: r = 0, so R = identity and S = k·a.
+  sig('small-order R = identity made by the key\'s owner (S = k·a): both equations hold; refused', A, msg, withR(identity, 0n, msg), 'r-small-order')
+  sig('non-canonical R: the identity written as y = p + 1, S = k·a (a reducing verifier accepts it)', A, msg, withR(signed(P + 1n, false), 0n, msg), 'r-non-canonical')
+  sig('non-canonical R: the identity with the sign bit set, S = k·a', A, msg, withR(signed(1n, true), 0n, msg), 'r-non-canonical')
 
   const sGood = fromLe(good.subarray(32))
   sig('S + L: the valid signature with L added to S (the equation holds mod L)', A, msg, cat(good.subarray(0, 32), le32(sGood + L)), 's-not-reduced')
@@ -178,14 +178,14 @@ export function build (): { smallOrderPoints: string[], keys: KeyVector[], signa
   // the cofactorless one does not; these rules use the cofactorless one.
   const r0 = 0x5eedn
   const mixedR = Point.BASE.multiply(r0).add(t8).toBytes()
-  sig('mixed-order R = [r]B + T8, S = r + k*a: only the cofactored equation holds', A, msg, withR(mixedR, r0, msg), 'equation')
+  sig('mixed-order R = [r]B + T8, S = r + k·a: only the cofactored equation holds', A, msg, withR(mixedR, r0, msg), 'equation')
   const mixedA = Apoint.add(t4).toBytes() // [a]B + T4: its owner knows a
   for (const [wantBoth, label] of [[true, 'both equations hold'], [false, 'only the cofactored equation holds']] as const) {
     for (let r = 1n; ; r++) {
       const rb = Point.BASE.multiply(r).toBytes()
       const k = challenge(rb, mixedA, msg)
       if ((k % 4n === 0n) !== wantBoth) continue // [k]T4 vanishes exactly when 4 divides k
-      sig(`mixed-order key [a]B + T4, R = [r]B, S = r + k*a: ${label}`, mixedA, msg, withR(rb, r, msg, mixedA), wantBoth ? null : 'equation')
+      sig(`mixed-order key [a]B + T4, R = [r]B, S = r + k·a: ${label}`, mixedA, msg, withR(rb, r, msg, mixedA), wantBoth ? null : 'equation')
       break
     }
   }

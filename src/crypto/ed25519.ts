@@ -66,7 +66,11 @@ export function isCanonicalPoint (b: Uint8Array): boolean {
   return true
 }
 
+/** First bytes of the list: most R values are ruled out without building a string. */
+const SMALL_ORDER_FIRST_BYTES = new Set([...SMALL_ORDER_HEX].map(h => parseInt(h.slice(0, 2), 16)))
+
 export function isSmallOrderPoint (b: Uint8Array): boolean {
+  if (!SMALL_ORDER_FIRST_BYTES.has(b[0])) return false
   return SMALL_ORDER_HEX.has(Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex'))
 }
 

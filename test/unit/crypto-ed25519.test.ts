@@ -137,7 +137,7 @@ test('node:crypto with the checks and noble strict agree on random valid and cor
     assert.equal(verify(key.publicKey, msg, bad), false)
     assert.equal(nobleReference(key.publicKey, msg, bad), false)
     assert.equal(ed.verify(bad, msg, key.publicKey, { zip215: false }), false)
-  }), { numRuns: 200 })
+  }), { numRuns: 50 })
 })
 
 test('docs/PROTOCOL.md section 3.2 lists every vector with its verdict', () => {

@@ -105,6 +105,7 @@ const MAX_CACHED_KEYS = 4096
 const keyCache = new Map<string, KeyObject | KeyFault>()
 
 function checkedKey (raw: Uint8Array): KeyObject | KeyFault {
+  if (raw.length !== POINT_BYTES) return 'key-length' // before the cache, which holds 32-byte ids only
   const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url')
   let key = keyCache.get(id)
   if (key === undefined) {

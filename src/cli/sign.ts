@@ -2,10 +2,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DmError } from '../errors.js'
 import { loadConfig } from '../config/load.js'
+import { describeFault } from '../crypto/ed25519.js'
 import { publicKeyToBase64 } from '../crypto/keys.js'
 import { assertValidName } from '../format/names.js'
-import { MAX_CONTENT_BYTES, decodeEnvelope, encodeEnvelope, hex, networkIdFrom, newVersion, signatureIsValid, VersionKind } from '../format/version.js'
-import { checkContent, checkHeader } from '../policy/accept.js'
+import { MAX_CONTENT_BYTES, decodeEnvelope, encodeEnvelope, hex, networkIdFrom, newVersion, signatureFaultOf, VersionKind } from '../format/version.js'
+import { checkVersion } from '../policy/accept.js'
 import { required, str, type Command, type OptionSpec, type ParsedArgs } from './command.js'
 import { parseDuration } from './duration.js'
 import { ensurePrivateParent, loadSigningKey } from './keys.js'
@@ -130,19 +131,24 @@ export const verify: Command = {
       process.stdout.write(`FAIL ${code}: ${reason}\n`)
       return 1
     }
-    if (!signatureIsValid(v)) return fail(`signature on "${v.name}" is not valid`, 'ERR_BAD_SIGNATURE')
-    const body = checkContent(v, content)
-    if (!body.ok) return fail(body.reason, body.code)
     const configPath = str(args, 'config')
-    if (configPath !== undefined || str(args, 'network') !== undefined) {
-      const cfg = configPath !== undefined ? loadConfig(configPath) : undefined
-      const header = checkHeader(v, undefined, {
-        networkId: networkIdFor(args).bytes,
-        allowlist: cfg?.files ?? new Map([[v.name, [v.signer]]]),
-        maxClockSkewMs: cfg?.maxClockSkewMs ?? Infinity,
-        nowMs: Date.now()
-      })
-      if (!header.ok) return fail(header.reason, header.code)
+    const checksNetwork = configPath !== undefined || str(args, 'network') !== undefined
+    // With a config or network: the daemon's own acceptance function, so the first failing rule is the one a daemon reports.
+    const cfg = configPath !== undefined ? loadConfig(configPath) : undefined
+    const verdict = checkVersion(v, content, undefined, {
+      networkId: checksNetwork ? networkIdFor(args).bytes : v.networkId,
+      allowlist: cfg?.files ?? new Map([[v.name, [v.signer]]]),
+      maxClockSkewMs: cfg?.maxClockSkewMs ?? Infinity,
+      nowMs: Date.now()
+    })
+    if (!verdict.ok) {
+      const fault = verdict.code === 'ERR_BAD_SIGNATURE' ? signatureFaultOf(v) : undefined
+      return fail(fault !== undefined ? `${verdict.reason}: ${describeFault(fault)} (${fault})` : verdict.reason, verdict.code)
+    }
+    if (!checksNetwork) process.stderr.write('dm: note: no --config or --network given, so the network id, [files] and the signer\'s listing were not checked\n')
+    if (v.kind === VersionKind.Tombstone) {
+      process.stdout.write(`OK tombstone: deletes "${v.name}", signed ${new Date(v.timestampMs).toISOString()} by ${publicKeyToBase64(v.signer)}\n`)
+      return 0
     }
     process.stdout.write(`OK "${v.name}" ${v.size} bytes, signed ${new Date(v.timestampMs).toISOString()} by ${publicKeyToBase64(v.signer)}\n`)
     return 0

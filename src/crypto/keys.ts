@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import fs from 'node:fs'
 import { DmError } from '../errors.js'
+import { describeFault, publicKeyFault } from './ed25519.js'
 
 /** A signing key: the private KeyObject and its raw 32-byte public key. */
 export interface SigningKey {
@@ -15,12 +16,18 @@ export function publicKeyToBase64 (raw: Uint8Array): string {
   return Buffer.from(raw).toString('base64')
 }
 
-/** Parses the allowlist form; the reason is returned so the config can name the key. */
+/**
+ * Parses the allowlist form; the reason is returned so the config can name the
+ * key. A key that strict verification would refuse (small order, non-canonical,
+ * not on the curve) is refused here, so it can never be listed.
+ */
 export function parsePublicKeyBase64 (text: string): Uint8Array | string {
   if (typeof text !== 'string') return 'is not a string'
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return 'is not standard base64'
   const raw = Buffer.from(text, 'base64')
   if (raw.length !== PUBLIC_KEY_BYTES) return `decodes to ${raw.length} bytes, not ${PUBLIC_KEY_BYTES}`
+  const fault = publicKeyFault(raw)
+  if (fault !== undefined) return `is refused (${fault}): ${describeFault(fault)}`
   return new Uint8Array(raw)
 }
 

@@ -1,6 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto'
 import { DmError } from '../errors.js'
-import { sign, verify, SIGNATURE_BYTES } from '../crypto/ed25519.js'
+import { sign, signatureFault, SIGNATURE_BYTES, type SignatureFault } from '../crypto/ed25519.js'
 import { PUBLIC_KEY_BYTES } from '../crypto/keys.js'
 import { Reader, Writer } from './binary.js'
 import { MAX_NAME_BYTES, assertValidName } from './names.js'
@@ -82,8 +82,13 @@ export function signVersion (header: VersionHeader, privateKey: KeyObject, signe
   return { ...header, signer, signature: sign(privateKey, signedBytes(header)), attachments: new Uint8Array(0) }
 }
 
+/** Why the signature is refused by strict Ed25519 (docs/PROTOCOL.md section 3.1), or undefined when valid. */
+export function signatureFaultOf (v: SignedVersion): SignatureFault | undefined {
+  return signatureFault(v.signer, signedBytes(v), v.signature)
+}
+
 export function signatureIsValid (v: SignedVersion): boolean {
-  return verify(v.signer, signedBytes(v), v.signature)
+  return signatureFaultOf(v) === undefined
 }
 
 /** envelope = signed bytes || signer (32) || signature (64) || u16 length || attachments */

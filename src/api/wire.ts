@@ -75,6 +75,8 @@ export interface StatusInfo {
   lastSyncDurationMs: number | null
   /** Degraded when the node cannot do its job (e.g. bootstrap configured, no peer connected); `dm status` exits 4. */
   health?: Health
+  /** Connected peers by who dialled: the node's degree in the mesh. */
+  degree?: { inbound: number, outbound: number }
 }
 
 export interface Health {

@@ -58,7 +58,17 @@ export interface Tuning {
   // --- Membership ---
   /** Connections the node keeps; it dials known members until it has this many. A random graph of degree ≥ 3 has diameter about log(N)/log(d-1). */
   targetPeers: number
-  /** Hard cap on open connections (inbound included); must leave room above targetPeers for peers that dial us. */
+  /**
+   * Above this many connected peers, the node sheds connections (those that
+   * never exchanged anything useful first, then inbound ones at random), so a
+   * bootstrap node that every newcomer dials keeps room for the next ones and
+   * the mesh settles into a random graph rather than a star. Higher keeps
+   * more redundant paths, at the cost of memory and keep-alive traffic.
+   */
+  highWaterPeers: number
+  /** A connection younger than this is never shed: time for a newcomer's join round (members swapped, index reconciled). */
+  pruneGraceMs: number
+  /** Hard cap on open connections (inbound included), refused by libp2p above it: room for a burst of newcomers above highWaterPeers. */
   maxConnections: number
   /** How often the connection count is checked and topped up. */
   maintainIntervalMs: number
@@ -101,8 +111,11 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   transferGraceMs: 10_000,
   frameTimeoutMs: 15_000,
   targetPeers: 8,
-  // targetPeers × 4 + 32: inbound peers that chose us, plus newcomers joining through us.
-  maxConnections: 64,
+  // targetPeers × 2: as many inbound as outbound on average, plus slack.
+  highWaterPeers: 16,
+  pruneGraceMs: 10_000,
+  // targetPeers × 8 + 32: a burst of newcomers joining through us before shedding catches up.
+  maxConnections: 96,
   maintainIntervalMs: 1000,
   maxParallelDials: 4,
   dialTimeoutMs: 5000,
@@ -129,6 +142,7 @@ export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
   maintainIntervalMs: 250,
   redialBaseMs: 100,
   redialMaxMs: 2000,
+  pruneGraceMs: 2000,
   savePeersIntervalMs: 5000,
   expirySweepMs: 250
 })
@@ -143,7 +157,8 @@ export function tuningProblems (t: Tuning): string[] {
   const need = (ok: boolean, what: string): void => { if (!ok) problems.push(what) }
   need(t.dialTimeoutMs <= t.frameTimeoutMs, 'dialTimeoutMs must not exceed frameTimeoutMs')
   need(t.redialBaseMs <= t.redialMaxMs, 'redialBaseMs must not exceed redialMaxMs')
-  need(t.maxConnections >= 2 * t.targetPeers, 'maxConnections must be at least twice targetPeers, or nodes that dial us are refused')
+  need(t.highWaterPeers >= t.targetPeers, 'highWaterPeers must be at least targetPeers, or the node sheds the connections it just made')
+  need(t.maxConnections >= 2 * t.highWaterPeers, 'maxConnections must be at least twice highWaterPeers, or newcomers are refused before shedding makes room')
   need(t.pushFanout <= t.maxConnections, 'pushFanout above maxConnections can never be used')
   need(t.maxFetchesPerPeer <= t.maxParallelFetches, 'maxFetchesPerPeer must not exceed maxParallelFetches')
   need(t.maintainIntervalMs < t.pushPullIntervalMs, 'maintainIntervalMs must be below pushPullIntervalMs, or rounds find no peer after a drop')
@@ -161,7 +176,8 @@ export function assertTuning (t: Tuning): void {
 export function tuningFor (profile: ProfileName, overrides: Partial<Pick<Tuning, 'pushPullIntervalMs' | 'pushFanout' | 'targetPeers'>>): Tuning {
   const base = PROFILES[profile]
   const t: Tuning = { ...base, ...overrides }
-  t.maxConnections = Math.max(base.maxConnections, t.targetPeers * 4 + 32)
+  t.highWaterPeers = Math.max(base.highWaterPeers, t.targetPeers * 2)
+  t.maxConnections = Math.max(base.maxConnections, t.targetPeers * 8 + 32)
   t.maintainIntervalMs = Math.min(t.maintainIntervalMs, Math.floor(t.pushPullIntervalMs / 2))
   return t
 }

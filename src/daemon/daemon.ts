@@ -101,6 +101,10 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     acceptor.events.on('accepted', e => metrics.sink.accepted(e.entry, e.source))
     acceptor.events.on('refused', e => metrics.sink.refused(e.code))
     antiEntropy.events.on('round', r => metrics.sink.round(r.durationMs))
+    // Peers that take part in the mesh's work are the last to be shed above the high-water mark.
+    acceptor.events.on('accepted', e => membership.heard(e.source))
+    acceptor.events.on('refused', e => { if (e.code === 'ERR_ALREADY_HELD') membership.heard(e.source) })
+    antiEntropy.events.on('round', r => membership.heard(r.peer))
     await sync.start()
     stops.push(async () => await sync.stop())
 
@@ -132,6 +136,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
         network: config.network.id,
         uptimeMs: Date.now() - startedAt,
         peersConnected: node.getPeers().length,
+        degree: membership.degree(),
         peersKnown: membership.members().length,
         files: store.size(),
         syncRounds: antiEntropy.stats.rounds,

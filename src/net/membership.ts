@@ -45,7 +45,7 @@ export interface MembershipInit {
   bootstrap: string[]
   /** Members remembered from an earlier run (peers.json). */
   remembered?: PeerInfo[]
-  tuning: Pick<Tuning, 'targetPeers' | 'maintainIntervalMs' | 'maxParallelDials' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs' |
+  tuning: Pick<Tuning, 'targetPeers' | 'highWaterPeers' | 'pruneGraceMs' | 'maintainIntervalMs' | 'maxParallelDials' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs' |
   'maxKnownMembers' | 'maxIntroducedPerPeer' | 'savePeersIntervalMs'>
   /** Saves the members worth remembering (peers.json); called periodically and at stop. May throw; the error is logged. */
   save?: (peers: PeerInfo[]) => void
@@ -55,6 +55,10 @@ export interface MembershipInit {
 }
 
 export interface Membership extends PeerExchange {
+  /** Marks `peer` as having exchanged something useful (a sync round, a version): shed last. Must not block. */
+  heard: (peer: string) => void
+  /** Connected peers by who dialled (a peer with several connections counts once). */
+  degree: () => { inbound: number, outbound: number }
   start: () => void
   stop: () => void
   members: () => Member[]
@@ -139,7 +143,36 @@ export function createMembership (init: MembershipInit): Membership {
     }
   }
 
+  /** Peers that exchanged something useful with us (a sync round, a version), and when. */
+  const useful = new Map<string, number>()
+
+  /**
+   * Sheds connections above the high-water mark, never one younger than the
+   * grace period: first those that never exchanged anything useful (a flood of
+   * strangers goes first), then inbound ones, at random within each group.
+   */
+  function prune (): void {
+    const now = clock.nowMs()
+    const byPeer = new Map<string, { inbound: boolean, openedMs: number }>()
+    for (const c of node.getConnections()) {
+      const id = c.remotePeer.toString()
+      const prev = byPeer.get(id)
+      const openedMs = Math.min(prev?.openedMs ?? Infinity, c.timeline.open)
+      byPeer.set(id, { inbound: (prev?.inbound ?? true) && c.direction === 'inbound', openedMs })
+    }
+    const excess = byPeer.size - tuning.highWaterPeers
+    if (excess <= 0) return
+    const old = [...byPeer].filter(([, c]) => now - c.openedMs >= tuning.pruneGraceMs)
+    const rank = ([id, c]: [string, { inbound: boolean }]): number => (useful.has(id) ? 2 : 0) + (c.inbound ? 0 : 1)
+    const shed = sample(old, old.length, random).sort((a, b) => rank(a) - rank(b)).slice(0, excess)
+    for (const [id] of shed) {
+      log.debug({ peer: id, useful: useful.has(id) }, 'shedding a connection above the high-water mark')
+      void node.hangUp(peerIdFromString(id)).catch(() => {})
+    }
+  }
+
   function maintain (): void {
+    prune()
     const connected = connectedSet()
     const missing = tuning.targetPeers - connected.size
     if (missing <= 0 || dials.size + dials.pending > 0) return
@@ -175,6 +208,7 @@ export function createMembership (init: MembershipInit): Membership {
     // Last heard from: the moment the connection ended (while connected, members() says now).
     const m = known.get(evt.detail.toString())
     if (m !== undefined) m.lastSeenMs = clock.nowMs()
+    useful.delete(evt.detail.toString())
     setImmediate(maintain)
   })
   node.addEventListener('peer:discovery', evt => {
@@ -197,6 +231,20 @@ export function createMembership (init: MembershipInit): Membership {
       persist()
     },
     onJoin (listener) { joinListeners.push(listener) },
+    heard (peer) { if (connectedSet().has(peer)) useful.set(peer, clock.nowMs()) },
+    degree () {
+      let inbound = 0
+      let outbound = 0
+      const seen = new Set<string>()
+      for (const c of node.getConnections()) {
+        const id = c.remotePeer.toString()
+        if (seen.has(id)) continue
+        seen.add(id)
+        if (c.direction === 'inbound') inbound++
+        else outbound++
+      }
+      return { inbound, outbound }
+    },
     wantsIntroductions: () => known.size < tuning.targetPeers * 2,
     members () {
       const connected = connectedSet()

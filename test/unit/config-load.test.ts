@@ -80,7 +80,7 @@ listen = "127.0.0.1:9464"
   assert.equal(cfg.tuning.pushPullIntervalMs, 15000)
   assert.equal(cfg.tuning.pushFanout, 4)
   assert.equal(cfg.tuning.targetPeers, 12)
-  assert.equal(cfg.tuning.maxConnections, 12 * 4 + 32, 'maxConnections follows target_peers')
+  assert.equal(cfg.tuning.maxConnections, 12 * 8 + 32, 'maxConnections follows target_peers')
   assert.equal(cfg.api.socket, '/run/dm/api.sock')
   assert.equal(cfg.metrics.listen, '127.0.0.1:9464')
   assert.deepEqual([...cfg.files.keys()], ['dns/cnames', 'a.b-c_d'])

@@ -10,7 +10,8 @@ test('a table that breaks a relation is refused, naming it', () => {
   const cases: Array<[Partial<typeof LAN_PROFILE>, RegExp]> = [
     [{ dialTimeoutMs: LAN_PROFILE.frameTimeoutMs + 1 }, /dialTimeoutMs/],
     [{ redialBaseMs: LAN_PROFILE.redialMaxMs + 1 }, /redialBaseMs/],
-    [{ targetPeers: 40 }, /maxConnections must be at least twice targetPeers/],
+    [{ targetPeers: 40 }, /highWaterPeers must be at least targetPeers/],
+    [{ maxConnections: 20 }, /maxConnections must be at least twice highWaterPeers/],
     [{ maxFetchesPerPeer: 5 }, /maxFetchesPerPeer/],
     [{ expirySweepMs: 0 }, /expirySweepMs must be a positive number/]
   ]
@@ -25,7 +26,8 @@ test('the TOML overrides apply on top of a profile, and derived knobs follow the
   const t = tuningFor('local', { targetPeers: 20, pushPullIntervalMs: 400 })
   assert.equal(t.frameTimeoutMs, LOCAL_PROFILE.frameTimeoutMs)
   assert.equal(t.targetPeers, 20)
-  assert.equal(t.maxConnections, 20 * 4 + 32)
+  assert.equal(t.highWaterPeers, 40)
+  assert.equal(t.maxConnections, 20 * 8 + 32)
   assert.ok(t.maintainIntervalMs < t.pushPullIntervalMs)
   assert.deepEqual(tuningProblems(t), [])
   assert.deepEqual(tuningFor('lan', {}), { ...LAN_PROFILE })

@@ -1041,3 +1041,35 @@ test('partial frames on every stream a peer may open cannot exhaust memory', asy
     await node.stop()
   }
 })
+
+// ---------------------------------------------------------------------------
+// Connection slots
+
+test('a flood of strangers that exchange nothing does not lock a newcomer out; the strangers are shed first', async t => {
+  const node = await c.add({ files: files(), maxClockSkewMs: SKEW_MS, bootstrap: [] })
+  await node.start()
+  // More strangers than the daemon has connection slots, each its own libp2p identity on the right network.
+  const strangers = await Promise.all(Array.from({ length: LOCAL_PROFILE.maxConnections + 4 }, async () => await HostilePeer.start()))
+  let newcomer: TestNode | undefined
+  try {
+    const dialled = await Promise.allSettled(strangers.map(async s => await s.connect(node.addr)))
+    const held = dialled.filter(r => r.status === 'fulfilled').length
+    newcomer = await c.add({ files: files(), maxClockSkewMs: SKEW_MS, bootstrap: [node.addr] })
+    const joinStarted = Date.now()
+    await newcomer.start()
+    await waitFor('the newcomer connected through the flooded node', async () => ((await newcomer?.connectedPeers()) ?? 0) > 0, 30_000, 100)
+    const joinMs = Date.now() - joinStarted
+    // Shedding brings the node down to its high-water mark, and the newcomer, which did a join round, is kept.
+    await waitFor('the flooded node sheds to its high-water mark', async () => (await node.connectedPeers()) <= LOCAL_PROFILE.highWaterPeers, 30_000, 250)
+    const peers = await node.api<Array<{ id: string, connected: boolean }>>('/v1/peers')
+    assert.ok(peers.some(p => p.id === newcomer?.peerId && p.connected), 'the newcomer is still connected after shedding')
+    const content = Buffer.from(`after the flood ${randomBytes(4).toString('hex')}`)
+    await node.submit(c.sign('hello.txt', content, nextTs()), content)
+    await waitFor('the newcomer gets a version through the flooded node', () => newcomer?.file('hello.txt')?.equals(content) === true)
+    t.diagnostic(`${held} of ${strangers.length} strangers connected; the newcomer joined in ${joinMs} ms`)
+  } finally {
+    await newcomer?.stop()
+    await Promise.all(strangers.map(async s => await s.stop()))
+    await node.stop()
+  }
+})

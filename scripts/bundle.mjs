@@ -5,9 +5,10 @@
 // Then writes the man page and bash completion from the CLI's command table.
 import fs from 'node:fs'
 import { build } from 'esbuild'
+import { tsImport } from 'tsx/esm/api'
 
-// Start clean: stale chunks from an earlier build would otherwise be packed.
-fs.rmSync('dist/bundle', { recursive: true, force: true })
+// Start clean: stale output from an earlier build would otherwise be packed.
+fs.rmSync('dist', { recursive: true, force: true })
 
 const result = await build({
   entryPoints: { dm: 'src/cli/entry.ts' },
@@ -28,8 +29,8 @@ const result = await build({
 const chunks = Object.fromEntries(Object.entries(result.metafile.outputs).map(([out, o]) => [out, Object.keys(o.inputs)]))
 fs.writeFileSync('dist/bundle-chunks.json', JSON.stringify(chunks))
 
-// The man page and completion come from the same table as --help (tsc compiled it to dist/cli/).
-const { commands } = await import('../dist/cli/main.js')
-const { manPage, bashCompletion } = await import('../dist/cli/help.js')
+// The man page and completion come from the same table as --help (read from the sources; tsc only type-checks).
+const { commands } = await tsImport('../src/cli/main.ts', import.meta.url)
+const { manPage, bashCompletion } = await tsImport('../src/cli/help.ts', import.meta.url)
 fs.writeFileSync('dist/dm.1', manPage(commands))
 fs.writeFileSync('dist/dm.bash', bashCompletion(commands))

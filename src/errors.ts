@@ -36,6 +36,8 @@ export type ErrorCode =
   | 'ERR_STATE_DIR_LOCKED'
   /** a name needs a path that a file or directory left by an older allowlist occupies */
   | 'ERR_NAME_COLLISION'
+  // network
+  | 'ERR_LISTEN'
   // local API
   | 'ERR_DAEMON_UNREACHABLE'
   | 'ERR_API'

@@ -4,6 +4,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { DmError } from '../errors.js'
 import type { Identity } from './identity.js'
 
 export interface NodeOptions {
@@ -22,6 +23,25 @@ export type MeshNode = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 
 export async function createMeshNode (o: NodeOptions): Promise<MeshNode> {
+  return await startLibp2p(o).catch(err => { throw explainListenError(err, o.listen) })
+}
+
+/**
+ * libp2p reports an address it cannot listen on as a paragraph about its
+ * transport manager; an operator needs one line naming the address and the key.
+ */
+function explainListenError (err: unknown, listen: string[]): unknown {
+  const text = String((err as Error)?.message ?? err)
+  const failed = listen.filter(a => text.includes(a))
+  const why = /EADDRINUSE/.test(text) ? 'the address is already in use (another daemon, or another program on that port?)'
+    : /EADDRNOTAVAIL/.test(text) ? 'no interface of this machine has that address'
+      : /EACCES/.test(text) ? 'permission denied (ports below 1024 need privileges)'
+        : undefined
+  if (why === undefined || failed.length === 0) return err
+  return new DmError('ERR_LISTEN', `cannot listen on ${failed.join(', ')}: ${why}; change [network] listen`, { cause: err })
+}
+
+async function startLibp2p (o: NodeOptions): Promise<MeshNode> {
   return await createLibp2p({
     privateKey: o.identity.privateKey,
     addresses: { listen: o.listen },

@@ -1,6 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Cluster, runDm } from '../helpers/cluster.ts'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { Cluster, TestNode, runDm } from '../helpers/cluster.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 /*
@@ -35,6 +38,26 @@ test('a bootstrap entry with the wrong peer id: dm peers gives the reason, dm st
     const healthy = await runDm(['status', '--config', b.configPath])
     assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr)
   } finally {
+    await c.stop()
+  }
+})
+
+test('a listen address already in use: one line naming the address and the key, exit 1, nothing left running', async () => {
+  const c = new Cluster()
+  // Held by this process for the whole test: the port cannot be freed and retaken under us.
+  const squatter = net.createServer()
+  await new Promise<void>(resolve => squatter.listen(0, '127.0.0.1', resolve))
+  const port = (squatter.address() as net.AddressInfo).port
+  try {
+    const node = new TestNode('squatted', port, c.root, { files: {} })
+    const r = await runDm(['daemon', '--config', node.configPath])
+    assert.equal(r.code, 1)
+    const lines = r.stderr.trim().split('\n')
+    assert.equal(lines.length, 1, r.stderr)
+    assert.ok(lines[0].includes(`/ip4/127.0.0.1/tcp/${port}`) && lines[0].includes('[network] listen'), lines[0])
+    assert.equal(fs.existsSync(path.join(node.dir, 'state', 'daemon.lock')), false, 'the state directory lock was released')
+  } finally {
+    squatter.close()
     await c.stop()
   }
 })

@@ -47,6 +47,23 @@ export interface MetricsConfig {
   listen: string
 }
 
+/** How long a hook may run before it is stopped (SIGTERM, then SIGKILL after 5 s). */
+export const DEFAULT_HOOK_TIMEOUT_MS = 60_000
+
+/**
+ * A command run after each accepted version of a name (or of every name under
+ * a prefix), as Serf's event handlers: no shell, the version in environment
+ * variables, one run at a time per name.
+ */
+export interface HookConfig {
+  /** Exactly one of name and prefix. */
+  name: string | undefined
+  prefix: string | undefined
+  /** The program (absolute path) and its arguments. */
+  exec: string[]
+  timeoutMs: number
+}
+
 export interface Config {
   /** Holds identity.key, files/, versions/ and staging/. */
   stateDir: string
@@ -60,6 +77,8 @@ export interface Config {
   files: Map<string, Uint8Array[]>
   /** Every knob of the sync core and the mesh: the profile with the TOML overrides applied. */
   tuning: Tuning
+  /** Commands run after accepted versions ([[hooks]]). */
+  hooks: HookConfig[]
 }
 
 export function defaultConfig (): Config {
@@ -77,6 +96,7 @@ export function defaultConfig (): Config {
     api: { socket: DEFAULT_API_SOCKET },
     metrics: { listen: '' },
     files: new Map(),
-    tuning: { ...LAN_PROFILE }
+    tuning: { ...LAN_PROFILE },
+    hooks: []
   }
 }

@@ -5,7 +5,7 @@ import * as v from 'valibot'
 import { DmError } from '../errors.js'
 import { parsePublicKeyBase64 } from '../crypto/keys.js'
 import { nameProblem, printable } from '../format/names.js'
-import { defaultConfig, LOG_LEVELS, type Config } from './config.js'
+import { DEFAULT_HOOK_TIMEOUT_MS, defaultConfig, LOG_LEVELS, type Config } from './config.js'
 import { PROFILE_NAMES, tuningFor, tuningProblems } from './tuning.js'
 
 /** Thrown with every problem found, one line each, so an operator fixes them in one go. */
@@ -68,17 +68,32 @@ const schema = table({
         issue => `"${printable(String(issue.input))}" must be a loopback host:port such as 127.0.0.1:9464`)
     ))
   })),
+  hooks: v.optional(v.array(table({
+    name: v.optional(str(true)),
+    prefix: v.optional(str(true)),
+    exec: v.pipe(
+      v.array(v.string('must be a list of strings'), 'must be a list: the program and its arguments'),
+      v.check(a => a.length > 0 && a[0].startsWith('/'), 'must start with the program\'s absolute path (no shell is involved)')
+    ),
+    timeout_ms: v.optional(int(100, 24 * 3600 * 1000))
+  }), 'must be an array of tables ([[hooks]])')),
   files: v.optional(v.record(v.string(), v.unknown()))
 })
 
 type Doc = v.InferOutput<typeof schema>
+
+/** The keys of the table a schema entry stands for: an optional table, or an optional array of tables. */
+function tableEntries (entry: unknown): Record<string, unknown> | undefined {
+  const wrapped = (entry as { wrapped?: { entries?: Record<string, unknown>, item?: { entries?: Record<string, unknown> } } }).wrapped
+  return wrapped?.entries ?? wrapped?.item?.entries
+}
 
 /** Every key the loader accepts, as `table.key` (config.example.toml must document each). */
 export function knownKeys (): string[] {
   const out: string[] = []
   for (const [key, entry] of Object.entries(schema.entries)) {
     out.push(key)
-    const inner = (entry as { wrapped?: { entries?: Record<string, unknown> } }).wrapped?.entries
+    const inner = tableEntries(entry)
     if (key !== 'files' && inner !== undefined) for (const k of Object.keys(inner)) out.push(`${key}.${k}`)
   }
   return out
@@ -110,11 +125,21 @@ export function parseConfig (text: string, source = 'config'): Config {
   // The allowlist is checked even when the rest failed, so every problem is reported together.
   const filesRaw = (raw as Record<string, unknown>).files
   const files = isTable(filesRaw) ? allowlist(filesRaw, problems) : new Map<string, Uint8Array[]>()
+  if (result.success) hookProblems(result.output, problems)
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems)
   const cfg = build(result.output, files, path.dirname(path.resolve(source)))
   const broken = tuningProblems(cfg.tuning)
   if (broken.length > 0) throw new ConfigError(source, broken.map(p => `[network] tuning: ${p}`))
   return cfg
+}
+
+/** What the schema cannot say about [[hooks]]: exactly one of name and prefix, and a valid name. */
+function hookProblems (doc: Doc, problems: string[]): void {
+  (doc.hooks ?? []).forEach((h, i) => {
+    if ((h.name === undefined) === (h.prefix === undefined)) problems.push(`hooks[${i}]: give exactly one of name or prefix`)
+    const problem = h.name !== undefined ? nameProblem(h.name) : undefined
+    if (problem !== undefined) problems.push(`hooks[${i}].name: bad name: ${problem}`)
+  })
 }
 
 function build (doc: Doc, files: Map<string, Uint8Array[]>, baseDir: string): Config {
@@ -137,6 +162,7 @@ function build (doc: Doc, files: Map<string, Uint8Array[]>, baseDir: string): Co
   })
   cfg.api.socket = path.resolve(baseDir, doc.api?.socket ?? cfg.api.socket)
   cfg.metrics.listen = doc.metrics?.listen ?? cfg.metrics.listen
+  cfg.hooks = (doc.hooks ?? []).map(h => ({ name: h.name, prefix: h.prefix, exec: h.exec, timeoutMs: h.timeout_ms ?? DEFAULT_HOOK_TIMEOUT_MS }))
   cfg.files = files
   return cfg
 }
@@ -146,8 +172,8 @@ function describeIssue (issue: v.BaseIssue<unknown>): string {
   const keys = (issue.path ?? []).map(p => p.key as string | number)
   const where = keys.map((k, i) => typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`).join('')
   if (issue.type === 'strict_object' && issue.expected === 'never') {
-    const parent = keys.slice(0, -1).join('.')
-    const siblings = Object.keys(entriesAt(keys.slice(0, -1) as string[]))
+    const parent = where.slice(0, where.length - String(keys.at(-1)).length).replace(/\.$/, '')
+    const siblings = Object.keys(entriesAt(keys.slice(0, -1)))
     return `unknown key "${printable(where)}" (known: ${siblings.map(k => parent === '' ? k : `${parent}.${k}`).join(', ')})`
   }
   if (issue.type === 'strict_object') return `"${where}" must be a table ([${where}])`
@@ -173,9 +199,9 @@ function inDocumentOrder (raw: unknown, issues: Array<v.BaseIssue<unknown>>): Ar
   return issues.map(issue => ({ issue, at: position(issue) })).sort((x, y) => cmp(x.at, y.at)).map(x => x.issue)
 }
 
-function entriesAt (keys: string[]): Record<string, unknown> {
+function entriesAt (keys: Array<string | number>): Record<string, unknown> {
   let entries: Record<string, unknown> = schema.entries
-  for (const k of keys) entries = (entries[k] as { wrapped?: { entries?: Record<string, unknown> } }).wrapped?.entries ?? {}
+  for (const k of keys) if (typeof k === 'string') entries = tableEntries(entries[k]) ?? {}
   return entries
 }
 

@@ -13,5 +13,6 @@ export function changesNeedingRestart (running: Config, next: Config): string[] 
   if (differs(next.tuning, running.tuning)) changed.push('network (tuning)')
   if (next.api.socket !== running.api.socket) changed.push('api.socket')
   if (next.metrics.listen !== running.metrics.listen) changed.push('metrics.listen')
+  if (differs(next.hooks, running.hooks)) changed.push('hooks')
   return changed
 }

@@ -3,8 +3,9 @@ import { loadConfig } from '../config/load.js'
 import { changesNeedingRestart } from '../config/reload.js'
 import { assertTuning } from '../config/tuning.js'
 import { describeError } from '../errors.js'
-import { networkIdFrom } from '../format/version.js'
-import { openStore } from '../store/store.js'
+import { hex, networkIdFrom, VersionKind } from '../format/version.js'
+import { publicKeyToBase64 } from '../crypto/keys.js'
+import { openStore, type HeldEntry } from '../store/store.js'
 import { lockStateDir } from '../store/lock.js'
 import { inspectStateDir } from '../store/state-dir.js'
 import { createTamperWatch } from '../store/tamper-watch.js'
@@ -23,6 +24,7 @@ import { noMetrics, startMetrics } from './metrics.js'
 import { loadPeers, savePeers } from './peers-file.js'
 import { versionInfo } from '../api/version-info.js'
 import { judgeHealth } from './health.js'
+import { createHooks, type HookEvent, type HookKind } from './hooks.js'
 
 /*
  * The daemon: wiring only. Components are built and started in data-flow
@@ -107,6 +109,13 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     antiEntropy.events.on('round', r => membership.heard(r.peer))
     await sync.start()
     stops.push(async () => await sync.stop())
+
+    const hooks = createHooks(config.hooks, { filesDir: store.filesDir, log })
+    stops.push(async () => await hooks.stop())
+    const hookEvent = (e: HeldEntry, kind: HookKind): HookEvent =>
+      ({ name: e.name, kind, id: hex(e.id), signer: publicKeyToBase64(e.version.signer), timestampMs: e.timestampMs })
+    acceptor.events.on('accepted', ({ entry }) => hooks.notify(hookEvent(entry, entry.version.kind === VersionKind.Tombstone ? 'tombstone' : 'file')))
+    acceptor.events.on('expired', ({ entries }) => { for (const e of entries) hooks.notify(hookEvent(e, 'expired')) })
 
     // A held file edited or deleted on disk is restored, or moved aside and fetched again from peers.
     const tamper = createTamperWatch({

@@ -37,6 +37,8 @@ export interface AcceptorEvents {
   accepted: { entry: HeldEntry, content: Uint8Array, source: string }
   /** A version was refused; `code` is its ERR_* reason. */
   refused: { code: string, source: string }
+  /** Held versions expired and their files were removed. */
+  expired: { entries: HeldEntry[] }
   /** What is advertised may have changed without a commit: an expiry, or a new allowlist. */
   changed: undefined
 }
@@ -146,7 +148,9 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   async function expire (): Promise<void> {
     const names = await store.expire()
     for (const name of names) log.info({ name }, 'version expired; file removed')
-    if (names.length > 0) events.emit('changed', undefined)
+    if (names.length === 0) return
+    events.emit('expired', { entries: names.map(n => store.get(n)).filter((e): e is HeldEntry => e !== undefined) })
+    events.emit('changed', undefined)
   }
 
   return {

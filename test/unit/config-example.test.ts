@@ -27,6 +27,6 @@ test('config.example.toml documents every key the loader knows', () => {
   assert.ok(known.length >= 15, `found ${known.length} keys in the schema`)
   for (const key of known) {
     const leaf = key.split('.').at(-1) as string
-    assert.match(text, new RegExp(`^(# )?(\\[${leaf}\\]|${leaf} =)`, 'm'), `${key} is not in config.example.toml`)
+    assert.match(text, new RegExp(`^(# )?(\\[\\[?${leaf}\\]\\]?|${leaf} =)`, 'm'), `${key} is not in config.example.toml`)
   }
 })

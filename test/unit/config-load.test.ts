@@ -238,3 +238,17 @@ test('loadConfig: a missing file is ERR_CONFIG', () => {
     cleanup()
   }
 })
+
+test('[[hooks]]: exactly one of name or prefix, an absolute program, a bounded timeout', () => {
+  const cfg = parseConfig('[[hooks]]\nname = "dns/cnames"\nexec = ["/usr/bin/unbound-control", "reload"]\n[[hooks]]\nprefix = "deploy/"\nexec = ["/bin/true"]\ntimeout_ms = 500\n')
+  assert.deepEqual(cfg.hooks, [
+    { name: 'dns/cnames', prefix: undefined, exec: ['/usr/bin/unbound-control', 'reload'], timeoutMs: 60_000 },
+    { name: undefined, prefix: 'deploy/', exec: ['/bin/true'], timeoutMs: 500 }
+  ])
+  onlyProblem('[[hooks]]\nexec = ["/bin/true"]\n', /hooks\[0\]: give exactly one of name or prefix/)
+  onlyProblem('[[hooks]]\nname = "a"\nprefix = "b/"\nexec = ["/bin/true"]\n', /hooks\[0\]: give exactly one/)
+  onlyProblem('[[hooks]]\nname = "a"\nexec = ["reload.sh"]\n', /hooks\[0\]\.exec: must start with the program's absolute path/)
+  onlyProblem('[[hooks]]\nname = "../a"\nexec = ["/bin/true"]\n', /hooks\[0\]\.name: bad name/)
+  onlyProblem('[[hooks]]\nname = "a"\nexec = ["/bin/true"]\ntimeout_ms = 1\n', /hooks\[0\]\.timeout_ms: must be a whole number/)
+  onlyProblem('[[hooks]]\nname = "a"\nexec = ["/bin/true"]\nshell = true\n', /unknown key "hooks\[0\]\.shell"/)
+})

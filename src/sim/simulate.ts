@@ -58,7 +58,8 @@ export const DEFAULT_OPTIONS: SimOptions = {
   sizeBytes: 1024,
   settleMs: 2000,
   horizonMs: 300_000,
-  gapMs: 1000
+  // Past the LAN profile's 5 s push-stream idle time-out: every publish is cold, as real publishes minutes apart are.
+  gapMs: 7000
 }
 
 export interface PublishReport {

@@ -2,7 +2,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { PROFILE_NAMES, type ProfileName } from '../config/tuning.js'
-import { coverageSvg, type Reference } from './plot.js'
+import { coverageSvg, type ModelCurve, type Reference } from './plot.js'
+import { serfCurve, serfTimeTo } from './serf-model.js'
 import { DEFAULT_OPTIONS, simulate, type PublishReport, type SimOptions, type SimReport } from './simulate.js'
 
 /*
@@ -17,14 +18,14 @@ const USAGE = `usage: npm run simulate -- [--nodes 1000] [--seed 1] [--latency-m
   [--churn 0] [--away-ms 30000] [--partition FRACTION:DURATION_MS] [--profile ${PROFILE_NAMES.join('|')}]
   [--fanout N] [--push-pull-ms MS] [--target-peers N] [--publishes 5] [--size 1024]
   [--settle-ms 2000] [--horizon-ms 300000] [--gap-ms 1000]
-  [--cpu-frame-ms MS --cpu-stream-ms MS [--cores N]] [--reference LABEL:MS:FRACTION] [--title T] [--out docs/sim/NAME]`
+  [--cpu-frame-ms MS --cpu-stream-ms MS [--cores N]] [--reference LABEL:MS:FRACTION] [--serf] [--title T] [--out docs/sim/NAME]`
 
-function options (argv: string[]): { sim: SimOptions, out: string | undefined, title: string | undefined, references: Reference[] } {
+function options (argv: string[]): { sim: SimOptions, out: string | undefined, title: string | undefined, references: Reference[], serf: boolean } {
   const { values } = parseArgs({
     args: argv,
     options: Object.fromEntries(['nodes', 'seed', 'latency-ms', 'jitter-ms', 'loss', 'rto-ms', 'churn', 'away-ms', 'partition', 'profile', 'fanout',
       'push-pull-ms', 'target-peers', 'publishes', 'size', 'settle-ms', 'horizon-ms', 'gap-ms', 'cpu-frame-ms', 'cpu-stream-ms', 'cores', 'out', 'title']
-      .map(k => [k, { type: 'string' as const }]).concat([['reference', { type: 'string' as const, multiple: true }], ['help', { type: 'boolean' as const }]] as never[]))
+      .map(k => [k, { type: 'string' as const }]).concat([['reference', { type: 'string' as const, multiple: true }], ['serf', { type: 'boolean' as const }], ['help', { type: 'boolean' as const }]] as never[]))
   }) as { values: Record<string, string | string[] | boolean | undefined> }
   if (values.help === true) { console.log(USAGE); process.exit(0) }
   const num = (k: string, d: number): number => {
@@ -73,7 +74,8 @@ function options (argv: string[]): { sim: SimOptions, out: string | undefined, t
     },
     out: values.out as string | undefined,
     title: values.title as string | undefined,
-    references
+    references,
+    serf: values.serf === true
   }
 }
 
@@ -122,6 +124,10 @@ async function main (): Promise<void> {
     process.exit(2)
   }
   const { sim, out, references } = parsed
+  const models: ModelCurve[] = parsed.serf ? [{ label: `Serf's convergence model, LAN defaults (200 ms rounds, fanout 3), N = ${sim.nodes}`, curve: serfCurve(sim.nodes, sim.link.loss) }] : []
+  const serfLine = parsed.serf
+    ? `Serf's convergence model at the same N and loss: 50 % at ${ms(serfTimeTo(0.5, sim.nodes, sim.link.loss))}, 90 % at ${ms(serfTimeTo(0.9, sim.nodes, sim.link.loss))}, 99.9 % at ${ms(serfTimeTo(0.999, sim.nodes, sim.link.loss))}.\n\n`
+    : ''
   const { link } = sim
   const what = [`${sim.nodes} nodes`, `latency ${link.latencyMs} ± ${link.jitterMs} ms`, link.loss > 0 ? `${link.loss * 100} % loss` : '',
     sim.churn > 0 ? `${sim.churn * 100} % churn` : '', sim.partition !== undefined ? `partition ${sim.partition.fraction * 100} % for ${ms(sim.partition.durationMs)}` : '',
@@ -133,14 +139,14 @@ async function main (): Promise<void> {
   const t = report.tuning
   const settings = `push_fanout ${t.pushFanout}, push_pull_interval_ms ${t.pushPullIntervalMs}, target_peers ${t.targetPeers}; degree after the mesh formed: min ${report.degree.min}, median ${report.degree.median}, mean ${report.degree.mean}, max ${report.degree.max}`
   const costLine = `${cost.events} events in ${(cost.wallMs / 1000).toFixed(1)} s wall, ${cost.heapMiB} MiB heap`
-  console.log(`${what}\n${settings}\n\n${md}\n(${costLine})`)
+  console.log(`${what}\n${settings}\n\n${md}\n${serfLine}(${costLine})`)
   if (out !== undefined) {
     fs.mkdirSync(path.dirname(out), { recursive: true })
     const base = path.basename(out)
     const command = `npm run simulate -- ${process.argv.slice(2).join(' ')}`
-    fs.writeFileSync(`${out}.svg`, coverageSvg(title, report.publishes, references))
+    fs.writeFileSync(`${out}.svg`, coverageSvg(title, report.publishes, references, models))
     fs.writeFileSync(`${out}.json`, JSON.stringify({ command, options: sim, report }, null, 1) + '\n')
-    fs.writeFileSync(`${out}.md`, `# ${title}\n\n\`${command}\`\n\n${settings}.\n\n${md}\nTimes are from the publish on one node; percentages count the nodes up at the publish. Frames, bytes and streams are everything all nodes sent from the publish until ${sim.gapMs} ms after the last node had it (push-pull rounds included), divided by the number of nodes. Run cost (not part of the result): ${costLine}.\n\n![coverage over time](${base}.svg)\n`)
+    fs.writeFileSync(`${out}.md`, `# ${title}\n\n\`${command}\`\n\n${settings}.\n\n${md}\n${serfLine}Times are from the publish on one node; percentages count the nodes up at the publish. Frames, bytes and streams are everything all nodes sent from the publish until ${sim.gapMs} ms after the last node had it (push-pull rounds included), divided by the number of nodes. Run cost (not part of the result): ${costLine}.\n\n![coverage over time](${base}.svg)\n`)
     console.error(`wrote ${out}.md, ${out}.svg, ${out}.json`)
   }
 }

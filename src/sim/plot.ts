@@ -8,6 +8,8 @@ import type { PublishReport } from './simulate.js'
  */
 
 export interface Reference { label: string, ms: number, fraction: number }
+/** A model's curve drawn dashed beside the simulated ones (e.g. Serf's convergence model). */
+export interface ModelCurve { label: string, curve: Array<[number, number]> }
 
 const W = 720
 const H = 400
@@ -17,8 +19,8 @@ const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 const fmt = (ms: number): string => ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${+ms.toFixed(2)} ms`
 
-export function coverageSvg (title: string, publishes: PublishReport[], references: Reference[] = []): string {
-  const points = publishes.flatMap(p => p.curve)
+export function coverageSvg (title: string, publishes: PublishReport[], references: Reference[] = [], models: ModelCurve[] = []): string {
+  const points = [...publishes.flatMap(p => p.curve), ...models.flatMap(m => m.curve.filter(([, f]) => f <= 0.9995))]
   const maxMs = Math.max(1, ...points.map(([t]) => t), ...references.map(r => r.ms))
   const positive = points.map(([t]) => t).filter(t => t > 0)
   const minMs = Math.max(0.01, Math.min(...positive, maxMs) * 0.8)
@@ -52,6 +54,11 @@ export function coverageSvg (title: string, publishes: PublishReport[], referenc
     for (const [t, f] of p.curve) d += ` H${x(t).toFixed(1)} V${y(f).toFixed(1)}`
     out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="1.5"/>`)
     out.push(`<text x="${W - M.right - 6}" y="${M.top + ph - 10 - 14 * i}" text-anchor="end" fill="${c}">publish ${i + 1}${i === 0 ? ' (cold streams)' : ''}</text>`)
+  })
+  models.forEach((m, i) => {
+    const pts = m.curve.filter(([t]) => !log || t >= minMs).map(([t, f]) => `${x(t).toFixed(1)},${y(f).toFixed(1)}`)
+    out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="black" stroke-width="1.2" stroke-dasharray="6 4"/>`)
+    out.push(`<text x="${M.left + 8}" y="${M.top + 14 + 14 * i}" fill="black">- - ${esc(m.label)}</text>`)
   })
   for (const r of references) {
     out.push(`<circle cx="${x(r.ms).toFixed(1)}" cy="${y(r.fraction).toFixed(1)}" r="5" fill="none" stroke="black" stroke-width="1.5"/>`)

@@ -110,7 +110,7 @@ export function table (r: SimReport): string {
       perNode: { frames: median(ps.map(p => p.perNode.frames)), bytes: median(ps.map(p => p.perNode.bytes)), streams: median(ps.map(p => p.perNode.streams)) },
       duplicates: median(ps.map(p => p.duplicates)),
       rounds: median(ps.map(p => p.rounds))
-    }).map(c => `**${c}**`))
+    }).map(c => c === '' ? '' : `**${c}**`))
   }
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map(c => `| ${c.join(' | ')} |`)].join('\n') + '\n'
 }

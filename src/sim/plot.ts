@@ -53,7 +53,7 @@ export function coverageSvg (title: string, publishes: PublishReport[], referenc
     let d = `M${x(log ? minMs : 0).toFixed(1)},${y(0).toFixed(1)}`
     for (const [t, f] of p.curve) d += ` H${x(t).toFixed(1)} V${y(f).toFixed(1)}`
     out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="1.5"/>`)
-    out.push(`<text x="${W - M.right - 6}" y="${M.top + ph - 10 - 14 * i}" text-anchor="end" fill="${c}">publish ${i + 1}${i === 0 ? ' (cold streams)' : ''}</text>`)
+    out.push(`<text x="${W - M.right - 6}" y="${M.top + ph - 10 - 14 * i}" text-anchor="end" fill="${c}">publish ${i + 1}</text>`)
   })
   models.forEach((m, i) => {
     const pts = m.curve.filter(([t]) => !log || t >= minMs).map(([t, f]) => `${x(t).toFixed(1)},${y(f).toFixed(1)}`)

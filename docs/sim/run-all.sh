@@ -6,6 +6,7 @@ sim () { npm run --silent simulate -- "$@" ; }
 # Calibration: 100 nodes on one 2-core machine, as bench/propagation.mjs --nodes 100 --topology random.
 sim --nodes 100 --publishes 5 --cpu-frame-ms 3.5 --cpu-stream-ms 7.4 --cores 2 --out docs/sim/n100-calibration-2cores
 sim --nodes 100 --publishes 5 --cpu-frame-ms 3.5 --cpu-stream-ms 7.4 --cores 1 --out docs/sim/n100-calibration-1core
+sim --nodes 100 --publishes 5 --out docs/sim/n100-network
 # 1,000 and 10,000 nodes: LAN latency, with and without 1 % loss and 5 % churn.
 sim --nodes 1000 --publishes 5 --serf --out docs/sim/n1000
 sim --nodes 1000 --publishes 5 --serf --loss 0.01 --out docs/sim/n1000-loss

@@ -1,0 +1,64 @@
+import { VersionKind, encodeEnvelope, isExpired, versionId, type SignedVersion } from '../format/version.js'
+import { supersedes } from '../policy/accept.js'
+import type { HeldEntry, Store } from '../store/store.js'
+import type { Clock } from '../util/clock.js'
+
+/*
+ * The Store interface held in memory, for the simulator: the same
+ * compare-and-set and per-name serialisation as src/store/store.ts, no disk.
+ * Operations resolve at once (a commit costs no virtual time), so 10,000
+ * nodes fit in one process. Content is kept by reference, not copied.
+ */
+export function memoryStore (clock: Clock): Store {
+  const index = new Map<string, HeldEntry>()
+  const contents = new Map<string, Uint8Array>()
+  const expired = new Set<string>()
+  const locks = new Map<string, Promise<void>>()
+
+  /** Runs fn after every earlier operation on the same name, as the disk store does. */
+  async function withLock<T> (name: string, fn: () => T): Promise<T> {
+    const prev = locks.get(name)
+    if (prev === undefined) return fn() // nothing queued: no extra turn, like an idle disk store
+    const next = prev.then(fn)
+    const settled = next.then(() => {}, () => {})
+    locks.set(name, settled)
+    void settled.then(() => { if (locks.get(name) === settled) locks.delete(name) })
+    return await next
+  }
+
+  return {
+    filesDir: '(memory)',
+    get: name => index.get(name),
+    entries: () => index.values(),
+    size: () => index.size,
+    commit: async (version: SignedVersion, content: Uint8Array, opts = {}) => await withLock(version.name, () => {
+      const id = versionId(version)
+      const held = index.get(version.name)
+      const replaces = opts.replaces ?? (h => supersedes({ timestampMs: version.timestampMs, id }, h))
+      if (!replaces(held)) return { committed: false }
+      const entry: HeldEntry = { name: version.name, version, envelope: encodeEnvelope(version), id, timestampMs: version.timestampMs, present: true }
+      index.set(version.name, entry)
+      if (version.kind === VersionKind.File) contents.set(version.name, content)
+      else contents.delete(version.name)
+      expired.delete(version.name)
+      return { committed: true }
+    }),
+    async readContent (name) {
+      const held = index.get(name)
+      if (held === undefined || !held.present || held.version.kind !== VersionKind.File || isExpired(held.version, clock.nowMs())) return undefined
+      return contents.has(name) ? Buffer.from(contents.get(name) as Uint8Array) : undefined
+    },
+    async expire () {
+      const now = clock.nowMs()
+      const due = [...index.values()].filter(e => e.version.kind === VersionKind.File && isExpired(e.version, now) && !expired.has(e.name))
+      for (const e of due) {
+        contents.delete(e.name)
+        expired.add(e.name)
+      }
+      return due.map(e => e.name)
+    },
+    async flush () {
+      await Promise.all(locks.values())
+    }
+  }
+}

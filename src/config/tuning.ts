@@ -68,6 +68,14 @@ export interface Tuning {
   highWaterPeers: number
   /** A connection younger than this is never shed: time for a newcomer's join round (members swapped, index reconciled). */
   pruneGraceMs: number
+  /**
+   * Every this often (jittered), a node at its target dials one known member
+   * it is not connected to, as memberlist's push-pull with a random member:
+   * the graph keeps mixing, and two halves of a healed partition find each
+   * other within about this interval (the new connection starts a join round).
+   * Costs one dial and one reconciliation per node per interval.
+   */
+  rotateIntervalMs: number
   /** Hard cap on open connections (inbound included), refused by libp2p above it: room for a burst of newcomers above highWaterPeers. */
   maxConnections: number
   /** How often the connection count is checked and topped up. */
@@ -114,6 +122,7 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   // targetPeers × 2: as many inbound as outbound on average, plus slack.
   highWaterPeers: 16,
   pruneGraceMs: 10_000,
+  rotateIntervalMs: 60_000,
   // targetPeers × 8 + 32: a burst of newcomers joining through us before shedding catches up.
   maxConnections: 96,
   maintainIntervalMs: 1000,
@@ -143,6 +152,7 @@ export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
   redialBaseMs: 100,
   redialMaxMs: 2000,
   pruneGraceMs: 2000,
+  rotateIntervalMs: 5000,
   savePeersIntervalMs: 5000,
   expirySweepMs: 250
 })
@@ -160,6 +170,7 @@ export function tuningProblems (t: Tuning): string[] {
   need(t.highWaterPeers >= t.targetPeers, 'highWaterPeers must be at least targetPeers, or the node sheds the connections it just made')
   need(t.maxConnections >= 2 * t.highWaterPeers, 'maxConnections must be at least twice highWaterPeers, or newcomers are refused before shedding makes room')
   need(t.pushFanout <= t.maxConnections, 'pushFanout above maxConnections can never be used')
+  need(t.rotateIntervalMs > t.pruneGraceMs, 'rotateIntervalMs must exceed pruneGraceMs, or rotated connections are shed before they are used')
   need(t.maxFetchesPerPeer <= t.maxParallelFetches, 'maxFetchesPerPeer must not exceed maxParallelFetches')
   need(t.maintainIntervalMs < t.pushPullIntervalMs, 'maintainIntervalMs must be below pushPullIntervalMs, or rounds find no peer after a drop')
   for (const [k, v] of Object.entries(t)) need(Number.isFinite(v) && v > 0, `${k} must be a positive number`)

@@ -45,7 +45,7 @@ export interface MembershipInit {
   bootstrap: string[]
   /** Members remembered from an earlier run (peers.json). */
   remembered?: PeerInfo[]
-  tuning: Pick<Tuning, 'targetPeers' | 'highWaterPeers' | 'pruneGraceMs' | 'maintainIntervalMs' | 'maxParallelDials' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs' |
+  tuning: Pick<Tuning, 'targetPeers' | 'highWaterPeers' | 'pruneGraceMs' | 'rotateIntervalMs' | 'maintainIntervalMs' | 'maxParallelDials' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs' |
   'maxKnownMembers' | 'maxIntroducedPerPeer' | 'savePeersIntervalMs'>
   /** Saves the members worth remembering (peers.json); called periodically and at stop. May throw; the error is logged. */
   save?: (peers: PeerInfo[]) => void
@@ -171,12 +171,19 @@ export function createMembership (init: MembershipInit): Membership {
     }
   }
 
+  let nextRotateMs = clock.nowMs() + tuning.rotateIntervalMs * random()
+
   function maintain (): void {
     prune()
     const connected = connectedSet()
-    const missing = tuning.targetPeers - connected.size
-    if (missing <= 0 || dials.size + dials.pending > 0) return
     const now = clock.nowMs()
+    let missing = tuning.targetPeers - connected.size
+    // At target, one extra dial per rotation interval keeps the graph mixing and bridges a healed partition.
+    if (missing <= 0 && now >= nextRotateMs) {
+      nextRotateMs = now + tuning.rotateIntervalMs * (0.75 + random() / 2)
+      missing = 1
+    }
+    if (missing <= 0 || dials.size + dials.pending > 0) return
     const candidates = [...known.values()].filter(m => !connected.has(m.id) && m.addrs.length > 0 && m.nextDialAtMs <= now)
     for (const m of sample(candidates, missing, random)) void dials.add(async () => await dial(m))
   }

@@ -12,11 +12,13 @@ import type { Scheduler } from './scheduler.js'
  * connection drops, then every maintainIntervalMs while still short), a node
  * at maxConnections refuses, an unreachable member costs a dial time-out and
  * a doubling backoff, and each connection a node opens starts a push-pull
- * round (onJoin). Every node knows every member (the real table holds up to
- * maxKnownMembers). The sync services on top are the real ones.
+ * round (onJoin); every rotateIntervalMs a node at its target dials one more
+ * random member, and a node above highWaterPeers drops a random connection.
+ * Every node knows every member (the real table holds up to maxKnownMembers).
+ * The sync services on top are the real ones.
  */
 
-type MeshTuning = Pick<Tuning, 'targetPeers' | 'maxConnections' | 'maintainIntervalMs' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs'>
+type MeshTuning = Pick<Tuning, 'targetPeers' | 'highWaterPeers' | 'rotateIntervalMs' | 'maxConnections' | 'maintainIntervalMs' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs'>
 
 /** Round trips a dial takes: TCP, Noise XX (1.5), and the multistream-select of Noise and Yamux. */
 const DIAL_ROUND_TRIPS = 3
@@ -68,7 +70,8 @@ export class MembershipModel {
       sample: n => this.randomMembers(id, n).map(peerInfo),
       // Everyone already knows everyone in the model: gossip about members changes nothing.
       learn: () => {},
-      onJoin: listener => { st.joinListeners.push(listener) }
+      onJoin: listener => { st.joinListeners.push(listener) },
+      wantsIntroductions: () => false
     }
   }
 
@@ -115,9 +118,34 @@ export class MembershipModel {
     }
   }
 
-  /** Ends the partition. Nothing else happens: a node dials only when it is below targetPeers. */
+  /** Ends the partition. Nothing else happens at once: the next rotations dial across. */
   heal (): void {
     this.sides = undefined
+  }
+
+  /** Starts every node's rotation timer (membership.ts's maintain at target), at a random phase. */
+  startRotation (): void {
+    for (const id of this.ids) this.scheduler.after(this.tuning.rotateIntervalMs * this.random(), () => this.rotate(id))
+  }
+
+  private rotate (id: string): void {
+    this.scheduler.after(this.tuning.rotateIntervalMs * (0.75 + this.random() / 2), () => this.rotate(id))
+    const st = this.state.get(id) as NodeState
+    if (!this.up.has(id) || st.dialing > 0 || this.net.degree(id) < this.tuning.targetPeers) return
+    const now = this.scheduler.elapsedMs
+    for (let tries = 0; tries < 20; tries++) {
+      const m = this.ids[Math.floor(this.random() * this.ids.length)]
+      if (m === id || this.net.connected(id, m) || (st.backoff.get(m)?.untilMs ?? 0) > now) continue
+      this.dial(id, m)
+      return
+    }
+  }
+
+  /** membership.ts's prune(): above the high-water mark, drop random connections other than `keep`. */
+  private prune (id: string, keep: string): void {
+    const excess = this.net.degree(id) - this.tuning.highWaterPeers
+    if (excess <= 0) return
+    for (const peer of sample([...this.net.peersOf(id)].filter(p => p !== keep), excess, this.random)) this.net.disconnect(id, peer)
   }
 
   /** membership.ts's maintain(): dial `missing` random members not connected and not backing off, unless dials are under way. */
@@ -152,6 +180,8 @@ export class MembershipModel {
       if (ok) {
         st.backoff.delete(to)
         this.net.connect(from, to)
+        this.prune(from, to)
+        this.prune(to, from)
         for (const l of st.joinListeners) l(to)
       } else {
         const failures = (st.backoff.get(to)?.failures ?? 0) + 1

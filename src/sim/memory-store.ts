@@ -59,6 +59,9 @@ export function memoryStore (clock: Clock): Store {
     },
     async flush () {
       await Promise.all(locks.values())
-    }
+    },
+    // Nothing on disk to tamper with, and nothing to close.
+    check: async () => undefined,
+    async close () {}
   }
 }

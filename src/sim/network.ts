@@ -144,6 +144,7 @@ export class SimNetwork {
   private readonly links = new Map<string, Link>()
   private readonly adjacency = new Map<string, Set<string>>()
   private readonly cpuFree = new Map<string, number>()
+  private readonly peerListeners = new Map<string, Array<(peer: string, connected: boolean) => void>>()
   private readonly coreFree: number[]
   /** Traffic sent, per node, since the start. */
   readonly sent = new Map<string, Traffic>()
@@ -167,8 +168,14 @@ export class SimNetwork {
     return {
       connectedPeers: () => [...this.peersOf(id)],
       open: async (peer, protocol) => await this.open(id, peer, protocol),
-      handle: async (protocol, handler) => { this.handlers.get(id)?.set(protocol, handler) }
+      handle: async (protocol, handler) => { this.handlers.get(id)?.set(protocol, handler) },
+      onPeer: listener => { this.peerListeners.set(id, [...(this.peerListeners.get(id) ?? []), listener]) }
     }
+  }
+
+  private notify (a: string, b: string, connected: boolean): void {
+    for (const l of this.peerListeners.get(a) ?? []) l(b, connected)
+    for (const l of this.peerListeners.get(b) ?? []) l(a, connected)
   }
 
   peersOf (id: string): Set<string> { return this.adjacency.get(id) as Set<string> }
@@ -180,6 +187,7 @@ export class SimNetwork {
     this.links.set(linkKey(a, b), { a, b, open: true, lastArrival: new Map(), channels: new Set() })
     this.peersOf(a).add(b)
     this.peersOf(b).add(a)
+    this.notify(a, b, true)
   }
 
   /** Drops a connection: its streams fail on both ends, frames in flight are lost. */
@@ -191,6 +199,7 @@ export class SimNetwork {
     this.peersOf(a).delete(b)
     this.peersOf(b).delete(a)
     for (const ch of [...link.channels]) ch.fail(new LinkError('connection closed'))
+    this.notify(a, b, false)
   }
 
   /** One message's one-way delay: latency, jitter, and a retransmission time-out per loss. */

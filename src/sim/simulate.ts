@@ -153,6 +153,7 @@ export async function simulate (opts: SimOptions): Promise<{ report: SimReport, 
   }
   const transports = new Map(ids.map(id => [id, net.addNode(id)]))
   mesh.build()
+  mesh.startRotation()
 
   const syncs = new Map<string, Sync>()
   for (const id of ids) {

@@ -26,7 +26,7 @@ export type ErrorCode =
   | 'ERR_ALREADY_HELD'
   | 'ERR_FUTURE_TIMESTAMP'
   | 'ERR_EXPIRED'
-  // certificates and signed namespaces (src/format/certificate.ts, docs/PROTOCOL.md section 10)
+  // certificates and signed namespaces (src/format/certificate.ts, docs/PROTOCOL.md section 11)
   /** a name under a declared namespace came with no certificate for its signer */
   | 'ERR_CERT_MISSING'
   /** a certificate that does not decode, is for another key or purpose, or is not signed by a trusted issuer */

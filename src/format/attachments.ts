@@ -13,7 +13,7 @@ import { MAX_ATTACHMENT_BYTES } from './version.js'
 
 /** Append-only. Unknown types are skipped, so new ones can be added without breaking old readers. */
 export enum AttachmentType {
-  /** A certificate (section 10) vouching for the version's signer. */
+  /** A certificate (section 11) vouching for the version's signer. */
   Certificate = 1
 }
 

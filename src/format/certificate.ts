@@ -8,7 +8,7 @@ import { nameProblem, printable } from './names.js'
 /*
  * Certificates: a network key (or an issuer key the config lists) vouches for
  * another Ed25519 key, for a purpose, for a window of time. docs/PROTOCOL.md
- * section 10 specifies these bytes with test vectors; change nothing here
+ * section 11 specifies these bytes with test vectors; change nothing here
  * without changing the tag.
  */
 

@@ -5,7 +5,7 @@ import { printable } from '../format/names.js'
 import type { SignedVersion } from '../format/version.js'
 
 /*
- * Signed namespaces (docs/PROTOCOL.md section 10.3): a name
+ * Signed namespaces (docs/PROTOCOL.md section 11.3): a name
  * `<namespace>/<signer key, unpadded base64url>[/...]` under a declared
  * namespace is writable by that key alone, and only while it shows a
  * namespace certificate from a trusted issuer. The path names the owner, so

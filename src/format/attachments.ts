@@ -3,7 +3,7 @@ import { Reader, Writer } from './binary.js'
 import { MAX_ATTACHMENT_BYTES } from './version.js'
 
 /*
- * The envelope's attachments area (docs/PROTOCOL.md section 4.1): unsigned,
+ * The envelope's attachments area (docs/PROTOCOL.md sections 4 and 11.2): unsigned,
  * self-authenticating extras, as a list of `type u8 · length u16 · bytes`.
  * They are outside the signature and the version id, so a relay can strip
  * or add them; each must prove itself (a certificate carries its issuer's

@@ -26,6 +26,15 @@ export type ErrorCode =
   | 'ERR_ALREADY_HELD'
   | 'ERR_FUTURE_TIMESTAMP'
   | 'ERR_EXPIRED'
+  // certificates and signed namespaces (src/format/certificate.ts, docs/PROTOCOL.md section 11)
+  /** a name under a declared namespace came with no certificate for its signer */
+  | 'ERR_CERT_MISSING'
+  /** a certificate that does not decode, is for another key or purpose, or is not signed by a trusted issuer */
+  | 'ERR_CERT_INVALID'
+  /** a genuine certificate whose window does not contain the instant checked */
+  | 'ERR_CERT_EXPIRED'
+  /** a genuine namespace certificate for another namespace */
+  | 'ERR_CERT_WRONG_NAMESPACE'
   // store
   | 'ERR_STORE_IO'
   /** state_dir or one of its directories is a symlink, writable by others, or owned by another user */

@@ -13,7 +13,8 @@ import { configOption, jsonOption, required, str, type Command, type ParsedArgs 
 import { EXIT } from './exit.js'
 import { loadSigningKey } from './keys.js'
 import { formatBytes, printJson, table } from './output.js'
-import { expiryFrom, readContent, readEnvelopeFile, ttlOption } from './sign.js'
+import { certOption, expiryFrom, readContent, readEnvelopeFile, ttlOption } from './sign.js'
+import { attachCertificateFile } from './cert-file.js'
 
 function config (args: ParsedArgs): Config {
   return loadConfig(str(args, 'config') as string)
@@ -39,13 +40,14 @@ const keyOption = { key: { type: 'string', short: 'k', value: 'PATH', descriptio
 
 export const publish: Command = {
   summary: 'sign a file and hand it to the local daemon, or publish a pre-signed one',
-  usage: 'dm publish FILE --key PATH [--name NAME] [--ttl DURATION] [--config PATH]\n       dm publish FILE --sig SIG [--config PATH]\n       dm publish --sig SIG   (a tombstone from dm sign --tombstone)',
+  usage: 'dm publish FILE --key PATH [--name NAME] [--ttl DURATION] [--cert CERT] [--config PATH]\n       dm publish FILE --sig SIG [--cert CERT] [--config PATH]\n       dm publish --sig SIG   (a tombstone from dm sign --tombstone)',
   details: 'Exits 0 once the daemon has accepted and stored the version; otherwise prints the\nreason on one line and exits 1 (refused) or 3 (no daemon). NAME defaults to the\nbase name of FILE. With --sig the version was signed elsewhere (dm sign): name,\nexpiry and signer come from SIG, and this machine needs no key.',
   options: {
     ...configOption,
     ...keyOption,
     name: { type: 'string', short: 'n', value: 'NAME', description: 'file name in [files] (default: base name of FILE)' },
     ...ttlOption,
+    ...certOption,
     sig: { type: 'string', short: 's', value: 'SIG', description: 'publish this pre-signed envelope (dm sign --out) instead of signing here' }
   },
   positionals: { min: 0, max: 1 },
@@ -68,6 +70,8 @@ export const publish: Command = {
       content = readContent(file)
       v = signHere(args, cfg, str(args, 'name') ?? path.basename(file), content)
     }
+    const certFile = str(args, 'cert')
+    if (certFile !== undefined) v = attachCertificateFile(v, certFile)
     await post(cfg, v, content)
     process.stdout.write(v.kind === VersionKind.Tombstone ? `deleted "${v.name}"\n` : `published "${v.name}" (${formatBytes(content.length)})\n`)
     return 0
@@ -76,13 +80,15 @@ export const publish: Command = {
 
 export const remove: Command = {
   summary: 'delete a file everywhere with a signed tombstone',
-  usage: 'dm delete NAME --key PATH [--config PATH]',
+  usage: 'dm delete NAME --key PATH [--cert CERT] [--config PATH]',
   details: 'The tombstone replicates like a version: every daemon removes the file and\nrefuses older versions of it. To delete without a key on this machine, sign it\nelsewhere (dm sign --tombstone NAME) and run dm publish --sig SIG here.',
-  options: { ...configOption, key: { type: 'string', short: 'k', value: 'PATH', description: 'private signing key (dm keygen)' } },
+  options: { ...configOption, key: { type: 'string', short: 'k', value: 'PATH', description: 'private signing key (dm keygen)' }, ...certOption },
   positionals: { min: 1, max: 1 },
   async run (args) {
     const cfg = config(args)
-    await post(cfg, signHere(args, cfg, args.positionals[0], undefined), new Uint8Array(0))
+    const v = signHere(args, cfg, args.positionals[0], undefined)
+    const certFile = str(args, 'cert')
+    await post(cfg, certFile !== undefined ? attachCertificateFile(v, certFile) : v, new Uint8Array(0))
     process.stdout.write(`deleted "${args.positionals[0]}"\n`)
     return 0
   }

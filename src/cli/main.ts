@@ -4,6 +4,7 @@ import { nearest, parse, type Command } from './command.js'
 import { keygen, pubkey } from './keys.js'
 import { sign, verify } from './sign.js'
 import { configCheck } from './config-check.js'
+import { certIssue, certShow, networkAdmit, networkKeygen } from './trust.js'
 import { daemon, id } from './daemon.js'
 import { publish, remove, getContent, list, peers, status } from './client.js'
 import { EXIT, exitStatus } from './exit.js'
@@ -40,6 +41,10 @@ export const commands: CommandTable = {
   sign,
   verify,
   'config check': configCheck,
+  'network keygen': networkKeygen,
+  'network admit': networkAdmit,
+  'cert issue': certIssue,
+  'cert show': certShow,
   completion
 }
 

@@ -10,10 +10,15 @@ import { checkVersion } from '../policy/accept.js'
 import { required, str, type Command, type OptionSpec, type ParsedArgs } from './command.js'
 import { parseDuration } from './duration.js'
 import { ensurePrivateParent, loadSigningKey } from './keys.js'
+import { attachCertificateFile } from './cert-file.js'
 
 const networkOptions = {
   config: { type: 'string', short: 'c', value: 'PATH', env: 'DM_CONFIG', description: 'config whose [network] id (and, for verify, [files]) to use' },
   network: { type: 'string', value: 'ID', description: 'network id, instead of a config' }
+} satisfies Record<string, OptionSpec>
+
+export const certOption = {
+  cert: { type: 'string', value: 'CERT', description: 'attach this namespace certificate (dm cert issue): needed for a name under [namespaces]' }
 } satisfies Record<string, OptionSpec>
 
 export const ttlOption = {
@@ -65,7 +70,7 @@ export function readEnvelopeFile (file: string): ReturnType<typeof decodeEnvelop
 }
 
 /** Writes a new file; refuses to replace one unless `force`. */
-function writeNew (file: string, data: Uint8Array, force: boolean): void {
+export function writeNew (file: string, data: Uint8Array, force: boolean): void {
   ensurePrivateParent(file)
   try {
     fs.writeFileSync(file, data, { flag: force ? 'w' : 'wx', mode: 0o644 })
@@ -77,7 +82,7 @@ function writeNew (file: string, data: Uint8Array, force: boolean): void {
 
 export const sign: Command = {
   summary: 'sign a file (or a deletion) offline, writing a signature envelope',
-  usage: 'dm sign FILE --key PATH --out SIG [--name NAME] [--ttl DURATION] [--config PATH | --network ID] [--force]\n       dm sign --tombstone NAME --key PATH --out SIG [--config PATH | --network ID] [--force]',
+  usage: 'dm sign FILE --key PATH --out SIG [--name NAME] [--ttl DURATION] [--cert CERT] [--config PATH | --network ID] [--force]\n       dm sign --tombstone NAME --key PATH --out SIG [--cert CERT] [--config PATH | --network ID] [--force]',
   details: [
     'The name defaults to the base name of FILE. The network id comes from --network,',
     'else from the config\'s [network] id, else "data-mesher". Copy SIG (and FILE) to a',
@@ -91,6 +96,7 @@ export const sign: Command = {
     tombstone: { type: 'string', value: 'NAME', description: 'sign a deletion of NAME instead of a file' },
     force: { type: 'boolean', short: 'f', description: 'overwrite SIG if it exists' },
     ...ttlOption,
+    ...certOption,
     ...networkOptions
   },
   positionals: { min: 0, max: 1 },
@@ -105,7 +111,9 @@ export const sign: Command = {
     const out = required(args, 'out')
     const content = file !== undefined ? readContent(file) : undefined
     const nowMs = Date.now()
-    const v = newVersion({ name, networkId: networkIdFor(args).bytes, privateKey: key.privateKey, signer: key.publicKey, content, timestampMs: nowMs, expiresAtMs: expiryFrom(args, nowMs) })
+    const signed = newVersion({ name, networkId: networkIdFor(args).bytes, privateKey: key.privateKey, signer: key.publicKey, content, timestampMs: nowMs, expiresAtMs: expiryFrom(args, nowMs) })
+    const certFile = str(args, 'cert')
+    const v = certFile !== undefined ? attachCertificateFile(signed, certFile) : signed
     writeNew(out, encodeEnvelope(v), args.values.force === true)
     const what = content === undefined ? 'a deletion of' : `${content.length} bytes of`
     process.stdout.write(`signed ${what} "${name}"${content !== undefined ? ` (sha256 ${hex(v.sha256)})` : ''} as ${publicKeyToBase64(key.publicKey)}\n`)

@@ -35,6 +35,13 @@ export interface NetworkConfig {
   mdns: boolean
   /** The tuning profile the knobs start from (src/config/tuning.ts); `lan` unless testing on one machine. */
   profile: ProfileName
+  /**
+   * The network key's raw public half ([network] key): it certifies members and
+   * namespace signers. Undefined: an open mesh, as before certificates.
+   */
+  key?: Uint8Array
+  /** This node's membership certificate (dm network admit); empty for none. */
+  certificate: string
 }
 
 export interface ApiConfig {
@@ -75,6 +82,8 @@ export interface Config {
   metrics: MetricsConfig
   /** The allowlist: file name to its signers' raw 32-byte public keys. */
   files: Map<string, Uint8Array[]>
+  /** Declared namespaces ([namespaces]): prefix to issuer keys trusted besides the network key. */
+  namespaces: Map<string, Uint8Array[]>
   /** Every knob of the sync core and the mesh: the profile with the TOML overrides applied. */
   tuning: Tuning
   /** Commands run after accepted versions ([[hooks]]). */
@@ -91,11 +100,13 @@ export function defaultConfig (): Config {
       listen: [...DEFAULT_LISTEN],
       bootstrap: [],
       mdns: false,
-      profile: 'lan'
+      profile: 'lan',
+      certificate: ''
     },
     api: { socket: DEFAULT_API_SOCKET },
     metrics: { listen: '' },
     files: new Map(),
+    namespaces: new Map(),
     tuning: { ...LAN_PROFILE },
     hooks: []
   }

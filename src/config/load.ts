@@ -56,7 +56,12 @@ const schema = table({
     profile: v.optional(oneOf(PROFILE_NAMES)),
     push_pull_interval_ms: v.optional(int(100, 24 * 3600 * 1000)),
     push_fanout: v.optional(int(1, 64)),
-    target_peers: v.optional(int(1, 256))
+    target_peers: v.optional(int(1, 256)),
+    key: v.optional(v.pipe(
+      v.string('must be a base64 Ed25519 public key (dm network keygen prints it)'),
+      v.check(s => typeof parsePublicKeyBase64(s) !== 'string', issue => `key ${String(parsePublicKeyBase64(String(issue.input)))}`)
+    )),
+    certificate: v.optional(str(true))
   })),
   api: v.optional(table({
     socket: v.optional(str(true))
@@ -77,7 +82,8 @@ const schema = table({
     ),
     timeout_ms: v.optional(int(100, 24 * 3600 * 1000))
   }), 'must be an array of tables ([[hooks]])')),
-  files: v.optional(v.record(v.string(), v.unknown()))
+  files: v.optional(v.record(v.string(), v.unknown())),
+  namespaces: v.optional(v.record(v.string(), v.unknown()))
 })
 
 type Doc = v.InferOutput<typeof schema>
@@ -94,7 +100,7 @@ export function knownKeys (): string[] {
   for (const [key, entry] of Object.entries(schema.entries)) {
     out.push(key)
     const inner = tableEntries(entry)
-    if (key !== 'files' && inner !== undefined) for (const k of Object.keys(inner)) out.push(`${key}.${k}`)
+    if (key !== 'files' && key !== 'namespaces' && inner !== undefined) for (const k of Object.keys(inner)) out.push(`${key}.${k}`)
   }
   return out
 }
@@ -126,8 +132,12 @@ export function parseConfig (text: string, source = 'config'): Config {
   const filesRaw = (raw as Record<string, unknown>).files
   const files = isTable(filesRaw) ? allowlist(filesRaw, problems) : new Map<string, Uint8Array[]>()
   if (result.success) hookProblems(result.output, problems)
+  const nsRaw = (raw as Record<string, unknown>).namespaces
+  const networkKey = result.success && result.output.network?.key !== undefined ? parsePublicKeyBase64(result.output.network.key) as Uint8Array : undefined
+  const namespaces = isTable(nsRaw) ? namespaceTable(nsRaw, files, networkKey, problems) : new Map<string, Uint8Array[]>()
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems)
   const cfg = build(result.output, files, path.dirname(path.resolve(source)))
+  cfg.namespaces = namespaces
   const broken = tuningProblems(cfg.tuning)
   if (broken.length > 0) throw new ConfigError(source, broken.map(p => `[network] tuning: ${p}`))
   return cfg
@@ -153,7 +163,9 @@ function build (doc: Doc, files: Map<string, Uint8Array[]>, baseDir: string): Co
     listen: net.listen ?? cfg.network.listen,
     bootstrap: net.bootstrap ?? cfg.network.bootstrap,
     mdns: net.mdns ?? cfg.network.mdns,
-    profile: net.profile as Config['network']['profile'] ?? cfg.network.profile
+    profile: net.profile as Config['network']['profile'] ?? cfg.network.profile,
+    ...(net.key !== undefined ? { key: parsePublicKeyBase64(net.key) as Uint8Array } : {}),
+    certificate: net.certificate !== undefined ? path.resolve(baseDir, net.certificate) : ''
   }
   cfg.tuning = tuningFor(cfg.network.profile, {
     ...(net.push_pull_interval_ms !== undefined ? { pushPullIntervalMs: net.push_pull_interval_ms } : {}),
@@ -242,6 +254,39 @@ function allowlist (files: Record<string, unknown>, problems: string[]): Map<str
       if (dir.endsWith('.sig') && out.has(dir.slice(0, -4))) {
         problems.push(`files."${dir.slice(0, -4)}": its envelope is the file versions/${dir}, but files."${name}" needs that path as a directory`)
       }
+    }
+  }
+  return out
+}
+
+/**
+ * The [namespaces] table: each prefix is a valid name, none lies under
+ * another or under (or over) a [files] name, and each has an issuer: the
+ * network key, or the keys it lists.
+ */
+function namespaceTable (table: Record<string, unknown>, files: Map<string, Uint8Array[]>, networkKey: Uint8Array | undefined, problems: string[]): Map<string, Uint8Array[]> {
+  const out = new Map<string, Uint8Array[]>()
+  for (const [ns, issuers] of Object.entries(table)) {
+    const where = `namespaces."${printable(ns)}"`
+    const problem = nameProblem(ns)
+    if (problem !== undefined) { problems.push(`${where}: bad namespace: ${problem}`); continue }
+    if (!Array.isArray(issuers)) { problems.push(`${where}: must be a list of base64 issuer keys ([] for the network key alone)`); continue }
+    const keys: Uint8Array[] = []
+    issuers.forEach((s: unknown, i: number) => {
+      const key = parsePublicKeyBase64(s as string)
+      if (typeof key === 'string') problems.push(`${where}[${i}]: key ${key}`)
+      else keys.push(key)
+    })
+    if (keys.length === 0 && networkKey === undefined && issuers.length === 0) {
+      problems.push(`${where}: nobody can certify signers for it: set [network] key, or list issuer keys`)
+    }
+    out.set(ns, keys)
+  }
+  const under = (a: string, b: string): boolean => a === b || a.startsWith(b + '/')
+  for (const ns of out.keys()) {
+    for (const other of out.keys()) if (other !== ns && under(other, ns)) problems.push(`namespaces."${other}": lies under namespace "${ns}"; namespaces may not nest`)
+    for (const name of files.keys()) {
+      if (under(name, ns) || under(ns, name)) problems.push(`files."${name}": clashes with namespace "${ns}" (a name is either listed or in a namespace)`)
     }
   }
   return out

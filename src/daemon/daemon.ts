@@ -51,7 +51,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
   const log = await createLogger(config.logLevel, logFormat)
   const clock = systemClock
   const random = Math.random
-  const policyFrom = (c: Config): PolicyConfig => ({ networkId: networkIdFrom(c.network.id), allowlist: c.files, maxClockSkewMs: c.maxClockSkewMs })
+  const policyFrom = (c: Config): PolicyConfig => ({ networkId: networkIdFrom(c.network.id), allowlist: c.files, namespaces: c.namespaces, networkKey: c.network.key, maxClockSkewMs: c.maxClockSkewMs })
   const stops: Array<() => unknown> = []
   const stopAll = async (): Promise<void> => {
     for (const stop of stops.splice(0).reverse()) {

@@ -5,6 +5,7 @@ import {
   type SignedVersion
 } from '../format/version.js'
 import { printable } from '../format/names.js'
+import { namespaceCertProblem, namespaceOf, type NamespaceTrust } from './namespaces.js'
 
 /*
  * The acceptance policy: the one place that decides whether a version is
@@ -12,7 +13,7 @@ import { printable } from '../format/names.js'
  * Pure: the clock is passed in, nothing is read from disk or network.
  */
 
-export interface PolicyContext {
+export interface PolicyContext extends NamespaceTrust {
   networkId: Uint8Array
   /** file name -> raw public keys allowed to sign it */
   allowlist: ReadonlyMap<string, readonly Uint8Array[]>
@@ -51,12 +52,23 @@ function refuse (code: ErrorCode, reason: string, retryable = false): Refusal {
   return { ok: false, code, reason, retryable }
 }
 
-export function signersFor (ctx: Pick<PolicyContext, 'allowlist'>, name: string): readonly Uint8Array[] | undefined {
-  return ctx.allowlist.get(name)
+type Listing = Pick<PolicyContext, 'allowlist' | 'namespaces' | 'networkKey'>
+
+/** The keys that may sign `name`: its [files] entry, or the owner its namespace path names. */
+export function signersFor (ctx: Listing, name: string): readonly Uint8Array[] | undefined {
+  const listed = ctx.allowlist.get(name)
+  if (listed !== undefined) return listed
+  const ns = namespaceOf(ctx, name)
+  return ns !== undefined && 'owner' in ns ? [ns.owner] : undefined
+}
+
+/** Whether `name` may be held at all: listed in [files], or a well-formed name under a declared namespace. */
+export function isListed (ctx: Listing, name: string): boolean {
+  return signersFor(ctx, name) !== undefined
 }
 
 /** Whether `signer` is listed for `name` now. */
-export function signerAllowed (ctx: Pick<PolicyContext, 'allowlist'>, name: string, signer: Uint8Array): boolean {
+export function signerAllowed (ctx: Listing, name: string, signer: Uint8Array): boolean {
   return signersFor(ctx, name)?.some(k => Buffer.from(k).equals(signer)) === true
 }
 
@@ -65,7 +77,7 @@ export function signerAllowed (ctx: Pick<PolicyContext, 'allowlist'>, name: stri
  * name neither blocks a newer-signed or older-signed replacement nor is
  * offered to peers. What is held "for ordering" is then nothing.
  */
-export function effectiveHeld<H extends HeldSigned> (ctx: Pick<PolicyContext, 'allowlist'>, held: H | undefined): H | undefined {
+export function effectiveHeld<H extends HeldSigned> (ctx: Listing, held: H | undefined): H | undefined {
   return held !== undefined && signerAllowed(ctx, held.name, held.version.signer) ? held : undefined
 }
 
@@ -86,14 +98,23 @@ export function supersedes (candidate: HeldVersion, held: HeldVersion | undefine
  * Not checkHeader: an expired or future-dated version stays held (it still
  * refuses older ones), and a name no longer listed is kept and shown as such.
  */
-export function mayStayHeld (ctx: Pick<PolicyContext, 'networkId' | 'allowlist'>, v: SignedVersion): true | string {
+export function mayStayHeld (ctx: Pick<PolicyContext, 'networkId' | 'allowlist' | 'namespaces' | 'networkKey'>, v: SignedVersion): true | string {
   if (!Buffer.from(v.networkId).equals(ctx.networkId)) return 'it was signed for another network id'
-  if (ctx.allowlist.has(v.name) && !signerAllowed(ctx, v.name, v.signer)) return 'its signer is not listed for this name'
-  return signatureIsValid(v) ? true : 'its signature is not valid'
+  if (isListed(ctx, v.name) && !signerAllowed(ctx, v.name, v.signer)) return 'its signer is not listed for this name'
+  if (!signatureIsValid(v)) return 'its signature is not valid'
+  const cert = certProblem(v, ctx)
+  return cert === undefined ? true : `${cert.reason} (${cert.code})`
+}
+
+/** A name under a declared namespace needs its signer's certificate; any other name needs none. */
+function certProblem (v: SignedVersion, ctx: Listing): { code: ErrorCode, reason: string } | undefined {
+  if (ctx.allowlist.has(v.name)) return undefined
+  const ns = namespaceOf(ctx, v.name)
+  return ns === undefined ? undefined : namespaceCertProblem(v, ns.namespace, ctx)
 }
 
 /** What a node advertises to its peers: held with its content, not expired, not revoked. */
-export function advertisable (ctx: Pick<PolicyContext, 'allowlist' | 'nowMs'>, held: HeldSigned): boolean {
+export function advertisable (ctx: Pick<PolicyContext, 'allowlist' | 'namespaces' | 'networkKey' | 'nowMs'>, held: HeldSigned): boolean {
   return held.present !== false && !isExpired(held.version, ctx.nowMs) && effectiveHeld(ctx, held) !== undefined
 }
 
@@ -107,7 +128,8 @@ export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ct
   }
   const signers = signersFor(ctx, v.name)
   if (signers === undefined) {
-    return refuse('ERR_NAME_NOT_ALLOWED', `"${printable(v.name)}" is not listed in [files]`)
+    const ns = namespaceOf(ctx, v.name)
+    return refuse('ERR_NAME_NOT_ALLOWED', ns !== undefined && 'problem' in ns ? ns.problem : `"${printable(v.name)}" is not listed in [files]`)
   }
   if (!signerAllowed(ctx, v.name, v.signer)) {
     return refuse('ERR_SIGNER_NOT_ALLOWED', `signer ${Buffer.from(v.signer).toString('base64')} is not listed for "${printable(v.name)}"`)
@@ -136,6 +158,9 @@ export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ct
   if (!signatureIsValid(v)) {
     return refuse('ERR_BAD_SIGNATURE', `signature on "${printable(v.name)}" is not valid`)
   }
+  // After the signature, like it: a certificate costs a signature check too.
+  const cert = certProblem(v, ctx)
+  if (cert !== undefined) return refuse(cert.code, cert.reason)
   if (v.timestampMs > ctx.nowMs + ctx.maxClockSkewMs) {
     return refuse('ERR_FUTURE_TIMESTAMP', `"${printable(v.name)}" is dated ${iso(v.timestampMs)}, more than ${ctx.maxClockSkewMs} ms ahead of this clock; refused for now`, true)
   }

@@ -3,7 +3,7 @@ import { DmError, describeError } from '../errors.js'
 import { printable } from '../format/names.js'
 import { hex, versionId, VersionKind, type SignedVersion } from '../format/version.js'
 import {
-  advertisable, checkContent, checkHeader, effectiveHeld, supersedes,
+  advertisable, checkContent, checkHeader, effectiveHeld, isListed, supersedes,
   type PolicyContext, type Refusal, type Verdict
 } from '../policy/accept.js'
 import type { IndexEntry } from '../protocol/messages.js'
@@ -57,7 +57,7 @@ export interface Acceptor {
   stop: () => Promise<void>
   /** Swaps the allowlist and clock skew (SIGHUP); revocation follows at once. */
   setPolicy: (policy: PolicyConfig) => void
-  /** Whether `name` is in the current allowlist. */
+  /** Whether `name` is in the current allowlist, or under a declared namespace. */
   listed: (name: string) => boolean
   /** What is held for `name` as far as ordering is concerned: nothing if its signer was revoked. */
   held: (name: string) => HeldEntry | undefined
@@ -177,10 +177,10 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
       blocked.clear()
       events.emit('changed', undefined)
     },
-    listed: name => policy.allowlist.has(name),
+    listed: name => isListed(policy, name),
     held,
     check: v => checkHeader(v, held(v.name), ctx()),
-    wants: e => policy.allowlist.has(e.name) && supersedes(e, held(e.name)) && !blocked.has(hex(e.id)),
+    wants: e => isListed(policy, e.name) && supersedes(e, held(e.name)) && !blocked.has(hex(e.id)),
     advertised: e => advertisable(ctx(), e),
     ingest,
     refuse

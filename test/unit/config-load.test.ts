@@ -75,7 +75,8 @@ listen = "127.0.0.1:9464"
     listen: ['/ip4/0.0.0.0/tcp/7000', '/ip6/::/tcp/7000'],
     bootstrap: [`/dns4/seed.example.com/tcp/7946/p2p/${PEER}`, `/ip4/10.0.0.1/tcp/7946/p2p/${PEER}`],
     mdns: true,
-    profile: 'lan'
+    profile: 'lan',
+    certificate: ''
   })
   assert.equal(cfg.tuning.pushPullIntervalMs, 15000)
   assert.equal(cfg.tuning.pushFanout, 4)

@@ -346,15 +346,17 @@ export function newSigningKey (dir, name = 'publisher') {
 
 // ---------------------------------------------------------------- daemons
 
-/** Peer id of a state dir, created as `dm id` would (same code, loaded from dist/). */
-let identityModule
+/**
+ * Peer id of a state dir, its identity.key created as src/net/identity.ts
+ * does (protobuf-encoded Ed25519 key, mode 0600); dist/ is one bundle now,
+ * so the libp2p packages are used directly.
+ */
 async function peerIdOf (stateDir) {
-  if (identityModule === undefined) {
-    await import('../dist/polyfill.js')
-    identityModule = await import('../dist/net/identity.js')
-  }
-  const id = await identityModule.loadOrCreateIdentity(stateDir)
-  return id.peerId.toString()
+  const [{ generateKeyPair, privateKeyToProtobuf }, { peerIdFromPrivateKey }] = await Promise.all([import('@libp2p/crypto/keys'), import('@libp2p/peer-id')])
+  const privateKey = await generateKeyPair('Ed25519')
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o750 })
+  fs.writeFileSync(path.join(stateDir, 'identity.key'), privateKeyToProtobuf(privateKey), { mode: 0o600 })
+  return peerIdFromPrivateKey(privateKey).toString()
 }
 
 export class DaemonNode {

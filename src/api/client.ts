@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { Readable, pipeline } from 'node:stream'
 import { DmError } from '../errors.js'
 import { assertSocketTrusted, type TrustOptions } from './socket.js'
 
@@ -9,12 +10,20 @@ const MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 interface Answer { status: number, body: Buffer }
 
+/** A request body sent as it is produced: `length` bytes in all (the content-length), never held whole. */
+export interface StreamedBody {
+  length: number
+  chunks: AsyncIterable<Uint8Array>
+}
+
+export type RequestBody = Uint8Array | StreamedBody
+
 /**
  * One HTTP call on the API socket, after checking that the socket is one the
  * daemon made (src/api/socket.ts). Maps "no daemon" and "no permission" to
  * clear errors that name the config key.
  */
-async function call (socketPath: string, method: 'GET' | 'POST', path: string, body: Uint8Array | undefined, trust: TrustOptions): Promise<Answer> {
+async function call (socketPath: string, method: 'GET' | 'POST', path: string, body: RequestBody | undefined, trust: TrustOptions): Promise<Answer> {
   assertSocketTrusted(socketPath, trust)
   return await new Promise<Answer>((resolve, reject) => {
     const req = http.request({ socketPath, method, path, headers: body !== undefined ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {} }, res => {
@@ -39,7 +48,12 @@ async function call (socketPath: string, method: 'GET' | 'POST', path: string, b
         reject(new DmError('ERR_DAEMON_UNREACHABLE', `cannot reach the daemon at ${socketPath}: ${err.message}`))
       }
     })
-    req.end(body)
+    if (body === undefined || body instanceof Uint8Array) {
+      req.end(body)
+    } else {
+      // An early answer (a refusal) may come while the body is still going out: it is the answer that counts.
+      pipeline(Readable.from(body.chunks), req, err => { if (err != null && !req.destroyed) req.destroy(err) })
+    }
   })
 }
 
@@ -50,7 +64,7 @@ function refusal (a: Answer): DmError {
 }
 
 /** A JSON call; an error answer becomes a DmError with the daemon's code. */
-export async function apiRequest<T> (socketPath: string, method: 'GET' | 'POST', path: string, body?: Uint8Array, trust: TrustOptions = {}): Promise<T> {
+export async function apiRequest<T> (socketPath: string, method: 'GET' | 'POST', path: string, body?: RequestBody, trust: TrustOptions = {}): Promise<T> {
   const a = await call(socketPath, method, path, body, trust)
   let json: unknown
   try {

@@ -11,11 +11,12 @@ import type { Socket } from 'node:net'
 /** Connections served at once. A dm call uses one; more than a few dozen is a flood. */
 export const MAX_API_CONNECTIONS = 128
 /**
- * Request-body bytes held across all connections: three full publishes
- * (10 MiB content each) at once. Bounds the API's memory however many
- * unfinished bodies are open.
+ * Request-body bytes taken in across all connections until each request is
+ * answered: six full publishes (10 MiB content each) at once. Content over
+ * 64 KiB streams to staging/ on disk, so this bounds the staging space
+ * unfinished uploads take; memory holds only the chunks in flight.
  */
-export const MAX_INFLIGHT_BODY_BYTES = 32 * 1024 * 1024
+export const MAX_INFLIGHT_BODY_BYTES = 64 * 1024 * 1024
 
 interface Conn {
   socket: Socket

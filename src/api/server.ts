@@ -6,7 +6,7 @@ import type { SignedVersion } from '../format/version.js'
 import type { Refusal } from '../policy/accept.js'
 import { createConnectionGovernor, type ConnectionGovernor, type GovernorLimits } from './limits.js'
 import { prepareSocketDir, socketPathKind, SOCKET_MODE } from './socket.js'
-import { decodePublishBody, MAX_PUBLISH_BODY_BYTES, type PeerInfoJson, type StatusInfo, type VersionInfo } from './wire.js'
+import { MAX_ENVELOPE_BYTES, MAX_PUBLISH_BODY_BYTES, decodePublishHead, type PeerInfoJson, type StatusInfo, type VersionInfo } from './wire.js'
 
 export { SOCKET_MODE } from './socket.js'
 
@@ -14,8 +14,13 @@ export { SOCKET_MODE } from './socket.js'
 const SOCKET_UMASK = 0o777 & ~SOCKET_MODE
 
 export interface ApiHandlers {
-  /** Stores a version; ok only once it is committed here. */
-  publish: (v: SignedVersion, content: Uint8Array) => Promise<{ ok: true } | Refusal>
+  /**
+   * Stores a version; ok only once it is committed here. `content` is the rest
+   * of the request body, streamed: read it only once the version's header has
+   * passed, and stop at its signed size. It throws ERR_API_BUSY or
+   * ERR_TOO_LARGE when a limit of the API is reached.
+   */
+  publish: (v: SignedVersion, content: AsyncIterable<Uint8Array>) => Promise<{ ok: true } | Refusal>
   list: () => VersionInfo[]
   peers: () => PeerInfoJson[]
   status: () => StatusInfo
@@ -109,21 +114,52 @@ function send (res: http.ServerResponse, status: number, body: unknown): void {
   res.end(data)
 }
 
-/** Reads a body chunk by chunk, each chunk counted (in `held.bytes`) against the API's shared byte budget. */
-async function readBody (req: http.IncomingMessage, max: number, governor: ConnectionGovernor, held: { bytes: number }): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0)
-  if (declared > max) throw new DmError('ERR_TOO_LARGE', `request body of ${declared} bytes exceeds ${max}`)
-  const parts: Buffer[] = []
+/**
+ * The request body as it arrives, each chunk counted (in `held.bytes`)
+ * against the API's shared byte budget: `head()` reads up to a byte count and
+ * returns it, then `rest` yields the remainder.
+ */
+function bodyReader (req: http.IncomingMessage, governor: ConnectionGovernor, held: { bytes: number }): { head: (n: number) => Promise<Buffer>, rest: AsyncIterable<Uint8Array> } {
+  const chunks = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  let left: Buffer | undefined
   let total = 0
-  for await (const chunk of req) {
-    const b = chunk as Buffer
-    total += b.length
-    if (total > max) throw new DmError('ERR_TOO_LARGE', `request body exceeds ${max} bytes`)
-    if (!governor.reserve(req.socket, b.length)) throw new DmError('ERR_API_BUSY', 'the API holds as many upload bytes as it may; try again')
-    held.bytes += b.length
-    parts.push(b)
+  async function next (): Promise<Buffer | undefined> {
+    if (left !== undefined) { const b = left; left = undefined; return b }
+    const r = await chunks.next()
+    if (r.done === true) return undefined
+    total += r.value.length
+    if (total > MAX_PUBLISH_BODY_BYTES) throw new DmError('ERR_TOO_LARGE', `request body exceeds ${MAX_PUBLISH_BODY_BYTES} bytes`)
+    if (!governor.reserve(req.socket, r.value.length)) throw new DmError('ERR_API_BUSY', 'the API holds as many upload bytes as it may; try again')
+    held.bytes += r.value.length
+    return r.value
   }
-  return Buffer.concat(parts, total)
+  return {
+    async head (n) {
+      const parts: Buffer[] = []
+      let got = 0
+      while (got < n) {
+        const b = await next()
+        if (b === undefined) break
+        const take = Math.min(b.length, n - got)
+        parts.push(b.subarray(0, take))
+        if (take < b.length) left = b.subarray(take)
+        got += take
+      }
+      return Buffer.concat(parts, got)
+    },
+    rest: (async function * () {
+      for (let b = await next(); b !== undefined; b = await next()) yield b
+    })()
+  }
+}
+
+/** Reads the envelope at the head of a publish body: `u32 length || envelope`. */
+async function readPublishHead (body: ReturnType<typeof bodyReader>): Promise<SignedVersion> {
+  const length = await body.head(4)
+  if (length.length < 4) throw new DmError('ERR_DECODE', 'publish request: body ends before the envelope')
+  const n = length.readUInt32BE(0)
+  if (n > MAX_ENVELOPE_BYTES) throw new DmError('ERR_DECODE', `publish request: envelope of ${n} bytes exceeds ${MAX_ENVELOPE_BYTES}`)
+  return decodePublishHead(Buffer.concat([length, await body.head(n)]))
 }
 
 async function route (req: http.IncomingMessage, res: http.ServerResponse, h: ApiHandlers, governor: ConnectionGovernor): Promise<void> {
@@ -136,13 +172,18 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
     const url = new URL(req.url ?? '/', 'http://dm')
     const route = `${req.method ?? ''} ${url.pathname}`
     if (route === 'POST /v1/versions') {
-      const body = await readBody(req, MAX_PUBLISH_BODY_BYTES, governor, held)
+      const declared = Number(req.headers['content-length'] ?? 0)
+      if (declared > MAX_PUBLISH_BODY_BYTES) throw new DmError('ERR_TOO_LARGE', `request body of ${declared} bytes exceeds ${MAX_PUBLISH_BODY_BYTES}`)
+      const body = bodyReader(req, governor, held)
+      const version = await readPublishHead(body)
+      // The content streams through the handler (to a staged file): the body is never held whole.
+      const result = await h.publish(version, body.rest)
       governor.answering(socket)
       answering = true
-      const { version, content } = decodePublishBody(body)
-      const result = await h.publish(version, content)
       if (result.ok) send(res, 200, { ok: true, name: version.name })
       else send(res, result.code === 'ERR_STORE_IO' ? 500 : 422, { ok: false, code: result.code, reason: result.reason })
+      // Refused before its content was read: the rest is discarded as it comes, so the client still reads the answer.
+      if (!req.complete) req.resume()
       return
     }
     governor.answering(socket)

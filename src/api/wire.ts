@@ -1,4 +1,3 @@
-import { DmError } from '../errors.js'
 import { Reader, Writer } from '../format/binary.js'
 import { MAX_ATTACHMENT_BYTES, MAX_CONTENT_BYTES, decodeEnvelope, encodeEnvelope, type SignedVersion } from '../format/version.js'
 
@@ -9,19 +8,24 @@ import { MAX_ATTACHMENT_BYTES, MAX_CONTENT_BYTES, decodeEnvelope, encodeEnvelope
  */
 
 /** Largest envelope: fixed fields, a 255-byte name and full attachments. */
-const MAX_ENVELOPE_BYTES = 512 + MAX_ATTACHMENT_BYTES
+export const MAX_ENVELOPE_BYTES = 512 + MAX_ATTACHMENT_BYTES
 export const MAX_PUBLISH_BODY_BYTES = 4 + MAX_ENVELOPE_BYTES + MAX_CONTENT_BYTES
 
 export function encodePublishBody (v: SignedVersion, content: Uint8Array): Buffer {
-  return new Writer().bytes32(encodeEnvelope(v)).bytes(content).finish()
+  return Buffer.concat([encodePublishHead(v), content])
 }
 
-export function decodePublishBody (body: Uint8Array): { version: SignedVersion, content: Uint8Array } {
-  const r = new Reader(body, 'publish request')
+/** The part of a publish body before the content: `u32 envelope length || envelope`. */
+export function encodePublishHead (v: SignedVersion): Buffer {
+  return new Writer().bytes32(encodeEnvelope(v)).finish()
+}
+
+/** Decodes exactly a publish body's head (encodePublishHead); the content follows it on the wire. */
+export function decodePublishHead (head: Uint8Array): SignedVersion {
+  const r = new Reader(head, 'publish request')
   const version = decodeEnvelope(r.bytes32(MAX_ENVELOPE_BYTES))
-  const content = r.bytes(r.remaining)
-  if (content.length > MAX_CONTENT_BYTES) throw new DmError('ERR_TOO_LARGE', `content is ${content.length} bytes; the limit is ${MAX_CONTENT_BYTES}`)
-  return { version, content }
+  r.end()
+  return version
 }
 
 /**

@@ -1,19 +1,19 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { apiRequest, apiRequestBytes } from '../api/client.js'
-import { encodePublishBody, type PeerInfoJson, type StatusInfo, type VersionInfo, type VersionState } from '../api/wire.js'
+import { apiRequest, apiRequestBytes, type RequestBody } from '../api/client.js'
+import { encodePublishHead, type PeerInfoJson, type StatusInfo, type VersionInfo, type VersionState } from '../api/wire.js'
 import type { Config } from '../config/config.js'
 import { loadConfig } from '../config/load.js'
 import { DmError } from '../errors.js'
 import { assertValidName } from '../format/names.js'
-import { networkIdFrom, newVersion, VersionKind, type SignedVersion } from '../format/version.js'
-import { checkContent } from '../policy/accept.js'
+import { MAX_CONTENT_BYTES, networkIdFrom, newVersion, signVersion, VersionKind, type SignedVersion } from '../format/version.js'
 import { configOption, jsonOption, required, str, type Command, type ParsedArgs } from './command.js'
+import { checkDigest } from '../policy/accept.js'
 import { EXIT } from './exit.js'
 import { loadSigningKey } from './keys.js'
 import { formatBytes, printJson, table } from './output.js'
-import { certOption, expiryFrom, readContent, readEnvelopeFile, ttlOption } from './sign.js'
+import { certOption, expiryFrom, readEnvelopeFile, ttlOption } from './sign.js'
 import { attachCertificateFile } from './cert-file.js'
 
 function config (args: ParsedArgs): Config {
@@ -24,16 +24,61 @@ async function get<T> (cfg: Config, route: string): Promise<T> {
   return await apiRequest<T>(cfg.api.socket, 'GET', route, undefined, { stateDir: cfg.stateDir })
 }
 
-async function post (cfg: Config, v: SignedVersion, content: Uint8Array): Promise<void> {
-  await apiRequest(cfg.api.socket, 'POST', '/v1/versions', encodePublishBody(v, content), { stateDir: cfg.stateDir })
+async function post (cfg: Config, body: RequestBody): Promise<void> {
+  await apiRequest(cfg.api.socket, 'POST', '/v1/versions', body, { stateDir: cfg.stateDir })
 }
 
-/** Signs on the client side (the private key never reaches the daemon). */
-function signHere (args: ParsedArgs, cfg: Config, name: string, content: Uint8Array | undefined): SignedVersion {
+/** A file to publish: its size and SHA-256, read once in chunks (never whole in memory), refusing one over the limit first. */
+async function hashFile (file: string): Promise<{ size: number, sha256: Buffer }> {
+  let st: fs.Stats
+  try {
+    st = fs.statSync(file)
+  } catch (err) {
+    throw new DmError('ERR_USAGE', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
+  }
+  if (!st.isFile()) throw new DmError('ERR_USAGE', `${file}: not a regular file`)
+  if (st.size > MAX_CONTENT_BYTES) throw new DmError('ERR_TOO_LARGE', `${file} is ${st.size} bytes; the limit is ${MAX_CONTENT_BYTES} (10 MiB)`)
+  const hash = createHash('sha256')
+  let size = 0
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK_BYTES })) {
+    size += (chunk as Buffer).length
+    if (size > MAX_CONTENT_BYTES) throw new DmError('ERR_TOO_LARGE', `${file} grew past the limit of ${MAX_CONTENT_BYTES} bytes (10 MiB)`)
+    hash.update(chunk as Buffer)
+  }
+  return { size, sha256: hash.digest() }
+}
+
+/** Read size of the streamed publish: few system calls, little memory. */
+const READ_CHUNK_BYTES = 256 * 1024
+
+/** The publish body for a file: the envelope, then the file's bytes read again as they are sent. */
+function streamedBody (v: SignedVersion, file: string): RequestBody {
+  const head = encodePublishHead(v)
+  return {
+    length: head.length + v.size,
+    chunks: (async function * () {
+      yield head
+      let sent = 0
+      if (v.size > 0) {
+        for await (const chunk of fs.createReadStream(file, { start: 0, end: v.size - 1, highWaterMark: READ_CHUNK_BYTES })) {
+          sent += (chunk as Buffer).length
+          yield chunk as Buffer
+        }
+      }
+      if (sent !== v.size) throw new DmError('ERR_CONTENT_MISMATCH', `${file} changed while it was being published`)
+    })()
+  }
+}
+
+/** Signs on the client side (the private key never reaches the daemon); a file is described by its size and hash. */
+function signHere (args: ParsedArgs, cfg: Config, name: string, content: { size: number, sha256: Uint8Array } | undefined): SignedVersion {
   assertValidName(name)
   const key = loadSigningKey(required(args, 'key'))
   const nowMs = Date.now()
-  return newVersion({ name, networkId: networkIdFrom(cfg.network.id), privateKey: key.privateKey, signer: key.publicKey, content, timestampMs: nowMs, expiresAtMs: expiryFrom(args, nowMs) })
+  const networkId = networkIdFrom(cfg.network.id)
+  const expiresAtMs = expiryFrom(args, nowMs)
+  if (content === undefined) return newVersion({ name, networkId, privateKey: key.privateKey, signer: key.publicKey, timestampMs: nowMs, expiresAtMs })
+  return signVersion({ kind: VersionKind.File, networkId, name, timestampMs: nowMs, expiresAtMs, size: content.size, sha256: content.sha256 }, key.privateKey, key.publicKey)
 }
 
 const keyOption = { key: { type: 'string', short: 'k', value: 'PATH', description: 'private signing key (dm keygen); not needed with --sig' } } as const
@@ -56,24 +101,25 @@ export const publish: Command = {
     const sigFile = str(args, 'sig')
     const cfg = config(args)
     let v: SignedVersion
-    let content: Uint8Array
     if (sigFile !== undefined) {
       for (const k of ['key', 'name', 'ttl']) if (args.values[k] !== undefined) throw new DmError('ERR_USAGE', `--${k} cannot be used with --sig: the signed envelope fixes it`)
       v = readEnvelopeFile(sigFile)
       if (v.kind === VersionKind.File && file === undefined) throw new DmError('ERR_USAGE', `${sigFile} signs the content of "${v.name}": give that file too (dm publish FILE --sig SIG)`)
       if (v.kind === VersionKind.Tombstone && file !== undefined) throw new DmError('ERR_USAGE', `${sigFile} is a deletion of "${v.name}"; it takes no FILE`)
-      content = file !== undefined ? readContent(file) : new Uint8Array(0)
-      const match = checkContent(v, content)
-      if (!match.ok) throw new DmError(match.code, `${file ?? ''}: ${match.reason}`)
+      if (file !== undefined) {
+        // The content rules (11, 12) of the policy, from one streamed read.
+        const { size, sha256 } = await hashFile(file)
+        const match = checkDigest(v, size, sha256)
+        if (!match.ok) throw new DmError(match.code, `${file}: ${match.reason}`)
+      }
     } else {
       if (file === undefined) throw new DmError('ERR_USAGE', 'usage: dm publish FILE --key PATH, or dm publish [FILE] --sig SIG')
-      content = readContent(file)
-      v = signHere(args, cfg, str(args, 'name') ?? path.basename(file), content)
+      v = signHere(args, cfg, str(args, 'name') ?? path.basename(file), await hashFile(file))
     }
     const certFile = str(args, 'cert')
     if (certFile !== undefined) v = attachCertificateFile(v, certFile)
-    await post(cfg, v, content)
-    process.stdout.write(v.kind === VersionKind.Tombstone ? `deleted "${v.name}"\n` : `published "${v.name}" (${formatBytes(content.length)})\n`)
+    await post(cfg, file === undefined ? encodePublishHead(v) : streamedBody(v, file))
+    process.stdout.write(v.kind === VersionKind.Tombstone ? `deleted "${v.name}"\n` : `published "${v.name}" (${formatBytes(v.size)})\n`)
     return 0
   }
 }
@@ -88,7 +134,7 @@ export const remove: Command = {
     const cfg = config(args)
     const v = signHere(args, cfg, args.positionals[0], undefined)
     const certFile = str(args, 'cert')
-    await post(cfg, certFile !== undefined ? attachCertificateFile(v, certFile) : v, new Uint8Array(0))
+    await post(cfg, encodePublishHead(certFile !== undefined ? attachCertificateFile(v, certFile) : v))
     process.stdout.write(`deleted "${args.positionals[0]}"\n`)
     return 0
   }

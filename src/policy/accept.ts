@@ -169,11 +169,19 @@ export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ct
 
 /** Checks content against the signed size and hash. */
 export function checkContent (v: SignedVersion, content: Uint8Array): Verdict {
-  if (content.length !== v.size) {
-    return refuse('ERR_CONTENT_MISMATCH', `"${printable(v.name)}" content is ${content.length} bytes; the signature says ${v.size}`)
+  if (content.length !== v.size) return checkDigest(v, content.length, undefined)
+  return checkDigest(v, content.length, createHash('sha256').update(content).digest())
+}
+
+/**
+ * Rules 11 and 12 for content hashed elsewhere (staged while it arrived, or
+ * read from a file in one pass): its size, then its SHA-256.
+ */
+export function checkDigest (v: SignedVersion, size: number, sha256: Uint8Array | undefined): Verdict {
+  if (size !== v.size) {
+    return refuse('ERR_CONTENT_MISMATCH', `"${printable(v.name)}" content is ${size} bytes; the signature says ${v.size}`)
   }
-  const digest = createHash('sha256').update(content).digest()
-  if (!digest.equals(v.sha256)) {
+  if (sha256 === undefined || !Buffer.from(sha256).equals(v.sha256)) {
     return refuse('ERR_CONTENT_MISMATCH', `"${printable(v.name)}" content does not match the signed SHA-256`)
   }
   return { ok: true, id: versionId(v) }

@@ -1,5 +1,7 @@
 import { VersionKind, encodeEnvelope, isExpired, versionId, type SignedVersion } from '../format/version.js'
 import { supersedes } from '../policy/accept.js'
+import { createHash } from 'node:crypto'
+import type { StagedContent } from '../store/staged.js'
 import type { HeldEntry, Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
 
@@ -26,7 +28,22 @@ export function memoryStore (clock: Clock): Store {
     return await next
   }
 
-  return {
+  /** Staged content held in memory (the simulator sends small files; this keeps the interface whole). */
+  function stageInMemory (): StagedContent & { bytes: () => Uint8Array } {
+    const parts: Uint8Array[] = []
+    const hash = createHash('sha256')
+    let size = 0
+    return {
+      async write (chunk) { parts.push(chunk); hash.update(chunk); size += chunk.length },
+      get size () { return size },
+      sha256: () => hash.copy().digest(),
+      seal: async () => '(memory)',
+      async discard () { parts.length = 0 },
+      bytes: () => Buffer.concat(parts)
+    }
+  }
+
+  const store: Store = {
     filesDir: '(memory)',
     get: name => index.get(name),
     entries: () => index.values(),
@@ -60,8 +77,11 @@ export function memoryStore (clock: Clock): Store {
     async flush () {
       await Promise.all(locks.values())
     },
+    stage: async () => stageInMemory(),
+    commitStaged: async (version, staged, opts) => await store.commit(version, (staged as ReturnType<typeof stageInMemory> | undefined)?.bytes() ?? new Uint8Array(0), opts),
     // Nothing on disk to tamper with, and nothing to close.
     check: async () => undefined,
     async close () {}
   }
+  return store
 }

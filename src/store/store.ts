@@ -11,6 +11,7 @@ import { supersedes, type HeldVersion } from '../policy/accept.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { DIR_MODE, writeNewFileSynced } from './durable.js'
 import { OPEN_READ, isAbsent, lstatEntry, openHeldDir, openParent, openParentIfSafe, openSubdir, unlinkEntry, unlinkName, type HeldDir } from './held-dir.js'
+import { createStagedContent, type StagedContent } from './staged.js'
 import { STATE_SUBDIRS, crossDeviceError, unsafeDirError, unsafeDirReason } from './state-dir.js'
 
 /*
@@ -22,7 +23,7 @@ import { STATE_SUBDIRS, crossDeviceError, unsafeDirError, unsafeDirReason } from
  *   staging/              temporary files; same filesystem, so rename is atomic
  *   quarantine/           content and envelopes that failed a check, moved aside
  *
- * Commit order: stage content and envelope (fsynced), rename the envelope into
+ * Commit order: stage content (as it arrives, staged.ts) and envelope (fsynced), rename the envelope into
  * versions/ (the commit point), link the content into keep/, rename it into
  * files/, fsync the directories. A crash between the renames is rolled forward
  * at start, because the staged content is named by the version id it belongs
@@ -87,6 +88,14 @@ export interface Store {
    * before anything is written.
    */
   commit: (version: SignedVersion, content: Uint8Array, opts?: CommitOptions) => Promise<CommitResult>
+  /** A new file in staging/ to receive content into as it arrives; hand it to commitStaged or discard it. */
+  stage: () => Promise<StagedContent>
+  /**
+   * commit() for content already staged: takes ownership of `staged` (it is
+   * committed, or discarded whatever happens). The caller has checked its
+   * size and SHA-256 against the version; a tombstone takes no staged content.
+   */
+  commitStaged: (version: SignedVersion, staged: StagedContent | undefined, opts?: CommitOptions) => Promise<CommitResult>
   /** The held content of `name`, checked against its signed hash. */
   readContent: (name: string) => Promise<Buffer | undefined>
   /**
@@ -405,7 +414,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     }
   }
 
-  async function commitLocked (version: SignedVersion, content: Uint8Array, opts: CommitOptions): Promise<CommitResult> {
+  async function commitLocked (version: SignedVersion, staged: StagedContent | undefined, opts: CommitOptions): Promise<CommitResult> {
     const name = version.name
     assertValidName(name)
     const id = versionId(version)
@@ -413,6 +422,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const replaces = opts.replaces ?? (h => supersedes({ timestampMs: version.timestampMs, id }, h))
     if (!replaces(held)) return { committed: false }
     const isFile = version.kind === VersionKind.File
+    if (isFile && staged === undefined) throw new DmError('ERR_STORE_IO', `cannot store "${printable(name)}": a file version needs its content`)
     const envelope = encodeEnvelope(version)
     const opened: Array<{ release: () => Promise<void> }> = []
     try {
@@ -425,7 +435,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       await assertNoCollision(name, files.dir, files.base, 'files')
       await assertNoCollision(name, keep.dir, keep.base, 'keep')
       await assertNoCollision(name, versions.dir, versions.base + SIG_SUFFIX, 'versions')
-      return await stageAndRename(version, content, envelope, id, isFile, files.dir, keep.dir, versions.dir, files.base)
+      return await stageAndRename(version, isFile ? staged : undefined, envelope, id, files.dir, keep.dir, versions.dir, files.base)
     } catch (err) {
       if (err instanceof DmError && (err.code === 'ERR_NAME_COLLISION' || err.code === 'ERR_STATE_DIR_UNSAFE')) {
         reportOnce(`${err.code} ${name}`, err.message)
@@ -438,9 +448,10 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     }
   }
 
-  async function stageAndRename (version: SignedVersion, content: Uint8Array, envelope: Buffer, id: Uint8Array, isFile: boolean,
+  async function stageAndRename (version: SignedVersion, content: StagedContent | undefined, envelope: Buffer, id: Uint8Array,
     files: HeldDir, keep: HeldDir, versions: HeldDir, base: string): Promise<CommitResult> {
     const name = version.name
+    const isFile = content !== undefined
     const tag = `${hex(id)}.${randomBytes(4).toString('hex')}`
     const stagedSig = `${tag}.sig`
     const stagedKeep = `${tag}.keep`
@@ -448,9 +459,13 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const staging = dirs.staging
     let pastCommitPoint = false
     try {
-      // Both staged files are flushed at once: one disk round instead of two.
+      // Both staged files are flushed at once: one disk round instead of two. The content is
+      // renamed to its version id, the name start-up rolls forward from (8.2).
       const writes = await Promise.allSettled([
-        isFile ? unlinkEntry(staging, staged).then(async () => await writeNewFileSynced(staging.at(staged), content)) : undefined,
+        content?.seal().then(async part => {
+          await unlinkEntry(staging, staged)
+          await fsp.rename(staging.at(part), staging.at(staged))
+        }),
         writeNewFileSynced(staging.at(stagedSig), envelope)
       ])
       for (const r of writes) if (r.status === 'rejected') throw r.reason
@@ -488,6 +503,23 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     return { committed: true }
   }
 
+  async function stage (): Promise<StagedContent> {
+    try {
+      return await createStagedContent(dirs.staging)
+    } catch (err) {
+      throw new DmError('ERR_STORE_IO', `cannot stage content in ${printable(dirs.staging.path)}: ${describeError(err)}`, { cause: err })
+    }
+  }
+
+  async function commitStaged (version: SignedVersion, staged: StagedContent | undefined, opts: CommitOptions = {}): Promise<CommitResult> {
+    try {
+      return await withLock(version.name, async () => await commitLocked(version, staged, opts))
+    } finally {
+      // A no-op once committed (the file was renamed away); otherwise its bytes belong to nothing.
+      await staged?.discard()
+    }
+  }
+
   async function check (rel: string): Promise<RepairReport | undefined> {
     if (nameProblem(rel) !== undefined) return undefined
     return await withLock(rel, async () => await settle(rel, false))
@@ -511,7 +543,18 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     get: name => index.get(name),
     entries: () => index.values(),
     size: () => index.size,
-    commit: async (version, content, opts = {}) => await withLock(version.name, async () => await commitLocked(version, content, opts)),
+    async commit (version, content, opts = {}) {
+      const staged = version.kind === VersionKind.File ? await stage() : undefined
+      try {
+        await staged?.write(content)
+      } catch (err) {
+        await staged?.discard()
+        throw new DmError('ERR_STORE_IO', `cannot store "${printable(version.name)}": ${describeError(err)}`, { cause: err })
+      }
+      return await commitStaged(version, staged, opts)
+    },
+    stage,
+    commitStaged,
     check,
     async expire () {
       const now = clock.nowMs()

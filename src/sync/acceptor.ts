@@ -3,10 +3,11 @@ import { DmError, describeError } from '../errors.js'
 import { printable } from '../format/names.js'
 import { hex, versionId, VersionKind, type SignedVersion } from '../format/version.js'
 import {
-  advertisable, checkContent, checkHeader, effectiveHeld, isListed, supersedes,
+  advertisable, checkContent, checkDigest, checkHeader, effectiveHeld, isListed, supersedes,
   type PolicyContext, type Refusal, type Verdict
 } from '../policy/accept.js'
-import type { IndexEntry } from '../protocol/messages.js'
+import { MAX_INLINE_BYTES, type IndexEntry } from '../protocol/messages.js'
+import type { StagedContent } from '../store/staged.js'
 import type { HeldEntry, Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
 import { Events } from '../util/events.js'
@@ -27,13 +28,29 @@ const MAX_BLOCKED = 1024
 
 export type IngestResult = { ok: true } | Refusal
 
+/**
+ * Content at most this long is held in memory (it may ride inline in a push,
+ * so the events carry it); longer content is staged on disk as it arrives.
+ */
+export const STAGE_ABOVE_BYTES = MAX_INLINE_BYTES
+
+/** Content in memory, or a stream of it (read only once the header has passed; it may end early or run long). */
+export type IncomingContent = Uint8Array | AsyncIterable<Uint8Array>
+
+const EMPTY = new Uint8Array(0)
+
+
 /** The policy inputs that may change at run time (SIGHUP); the clock supplies nowMs. */
 export type PolicyConfig = Omit<PolicyContext, 'nowMs'>
 
 export interface AcceptorEvents {
-  /** Policy passed and content matched, commit not yet done: inline content may be forwarded now. */
+  /**
+   * Policy passed and content matched, commit not yet done: inline content may
+   * be forwarded now. `content` is empty for content over STAGE_ABOVE_BYTES
+   * (staged on disk, never inline).
+   */
   verified: { version: SignedVersion, content: Uint8Array, source: string }
-  /** A version was committed. */
+  /** A version was committed; `content` as in `verified`. */
   accepted: { entry: HeldEntry, content: Uint8Array, source: string }
   /** A version was refused; `code` is its ERR_* reason. */
   refused: { code: string, source: string }
@@ -67,8 +84,14 @@ export interface Acceptor {
   wants: (e: IndexEntry) => boolean
   /** Whether a held entry is offered to peers. */
   advertised: (e: HeldEntry) => boolean
-  /** Checks and commits a version; never throws. */
-  ingest: (v: SignedVersion, content: Uint8Array, source: string) => Promise<IngestResult>
+  /**
+   * Checks and commits a version; never throws. Streamed content is read only
+   * once the header has passed (a refused version's stream is left unread),
+   * and staged on disk as it arrives when it is over STAGE_ABOVE_BYTES.
+   */
+  ingest: (v: SignedVersion, content: IncomingContent, source: string) => Promise<IngestResult>
+  /** ingest() for content its caller has staged (a fetch); takes ownership of `staged`. Never throws. */
+  ingestStaged: (v: SignedVersion, staged: StagedContent, source: string) => Promise<IngestResult>
   /** Reports a refusal (log and event) and returns it. */
   refuse: (v: SignedVersion, r: Refusal, source: string) => Refusal
 }
@@ -102,39 +125,104 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     return r
   }
 
-  async function ingest (v: SignedVersion, content: Uint8Array, source: string): Promise<IngestResult> {
-    // The same version from many peers at once: dropped before any signature check.
+  /** The version is being stored already (the same version from many peers at once): dropped before any signature check. */
+  function duplicate (v: SignedVersion, key: string, source: string): Refusal | undefined {
+    if (!inflight.has(key)) return undefined
+    return refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is being stored`, retryable: false }, source)
+  }
+
+  async function ingest (v: SignedVersion, content: IncomingContent, source: string): Promise<IngestResult> {
     const key = hex(versionId(v))
-    if (inflight.has(key)) return refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is being stored`, retryable: false }, source)
+    const dup = duplicate(v, key, source)
+    if (dup !== undefined) return dup
     const header = checkHeader(v, held(v.name), ctx())
     if (!header.ok) return refuse(v, header, source)
-    const body = checkContent(v, content)
-    if (!body.ok) return refuse(v, body, source)
     inflight.add(key)
-    let committed: boolean
+    let staged: StagedContent | undefined
     try {
-      events.emit('verified', { version: v, content, source })
-      const candidate = { timestampMs: v.timestampMs, id: header.id }
-      const commit = store.commit(v, content, { replaces: h => supersedes(candidate, effectiveHeld(policy, h)) })
-      commits.add(commit)
-      committed = await commit.finally(() => commits.delete(commit)).then(r => r.committed)
-    } catch (err) {
-      const code = err instanceof DmError ? err.code : 'ERR_STORE_IO'
-      if (code === 'ERR_NAME_COLLISION' || code === 'ERR_STATE_DIR_UNSAFE') {
-        // The store has said why, once; retrying cannot help until the operator acts.
-        if (blocked.size < MAX_BLOCKED) blocked.add(key)
-        log.debug({ name: v.name, source, code }, 'version cannot be stored here')
-        return { ok: false, code, reason: describeError(err), retryable: false }
+      if (content instanceof Uint8Array) return await checkAndCommit(v, header.id, content, undefined, source)
+      if (v.size > STAGE_ABOVE_BYTES) staged = await store.stage()
+      const received = await receive(v, content, staged)
+      if (!received.ok) {
+        await staged?.discard()
+        return refuse(v, received, source)
       }
-      log.error({ name: v.name, source, code, err: describeError(err) }, 'cannot store version')
-      return { ok: false, code: 'ERR_STORE_IO', reason: describeError(err), retryable: true }
+      return await checkAndCommit(v, header.id, received.bytes, staged, source)
+    } catch (err) {
+      await staged?.discard()
+      return storeFailed(v, key, err, source)
     } finally {
       inflight.delete(key)
     }
+  }
+
+  async function ingestStaged (v: SignedVersion, staged: StagedContent, source: string): Promise<IngestResult> {
+    const key = hex(versionId(v))
+    const dup = duplicate(v, key, source)
+    const header = dup ?? checkHeader(v, held(v.name), ctx())
+    if (!header.ok) {
+      await staged.discard()
+      return dup ?? refuse(v, header, source)
+    }
+    inflight.add(key)
+    try {
+      return await checkAndCommit(v, header.id, EMPTY, staged, source)
+    } catch (err) {
+      return storeFailed(v, key, err, source)
+    } finally {
+      inflight.delete(key)
+    }
+  }
+
+  /**
+   * Reads streamed content, refusing it as soon as it runs past the signed
+   * size: into `staged`, or into memory when there is none (small content).
+   */
+  async function receive (v: SignedVersion, content: AsyncIterable<Uint8Array>, staged: StagedContent | undefined): Promise<{ ok: true, bytes: Uint8Array } | Refusal> {
+    const parts: Uint8Array[] = []
+    let got = 0
+    const chunks = content[Symbol.asyncIterator]()
+    for (;;) {
+      let next: IteratorResult<Uint8Array>
+      try {
+        next = await chunks.next()
+      } catch (err) {
+        // The sender went away or broke a limit of its transport: nothing of it is kept.
+        return { ok: false, code: err instanceof DmError ? err.code : 'ERR_DECODE', reason: `the content of "${printable(v.name)}" did not arrive: ${describeError(err)}`, retryable: true }
+      }
+      if (next.done === true) break
+      got += next.value.length
+      if (got > v.size) {
+        await chunks.return?.()
+        return { ok: false, code: 'ERR_CONTENT_MISMATCH', reason: `"${printable(v.name)}" content runs past the signed ${v.size} bytes`, retryable: false }
+      }
+      if (staged !== undefined) await staged.write(next.value)
+      else parts.push(next.value)
+    }
+    return { ok: true, bytes: staged === undefined ? Buffer.concat(parts, got) : EMPTY }
+  }
+
+  /**
+   * The content rules (11, 12), then the commit. `content` is the bytes in
+   * memory, or empty when `staged` holds them (checked by its size and hash,
+   * never read back). Owns `staged` and the caller's inflight mark.
+   */
+  async function checkAndCommit (v: SignedVersion, id: Uint8Array, content: Uint8Array, staged: StagedContent | undefined, source: string): Promise<IngestResult> {
+    const body = staged === undefined ? checkContent(v, content) : checkDigest(v, staged.size, staged.sha256())
+    if (!body.ok) {
+      await staged?.discard()
+      return refuse(v, body, source)
+    }
+    events.emit('verified', { version: v, content, source })
+    const candidate = { timestampMs: v.timestampMs, id }
+    const opts = { replaces: (h: HeldEntry | undefined) => supersedes(candidate, effectiveHeld(policy, h)) }
+    const commit = staged !== undefined ? store.commitStaged(v, staged, opts) : store.commit(v, content, opts)
+    commits.add(commit)
+    const committed = await commit.finally(() => commits.delete(commit)).then(r => r.committed)
     if (!committed) {
       // Another version of this name was stored while this one was checked: say which way it went.
       const winner = store.get(v.name)
-      const same = winner !== undefined && Buffer.from(winner.id).equals(header.id)
+      const same = winner !== undefined && Buffer.from(winner.id).equals(id)
       return refuse(v, same
         ? { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is already held`, retryable: false }
         : { ok: false, code: 'ERR_STALE', reason: `a newer version of "${printable(v.name)}" was stored first`, retryable: false }, source)
@@ -143,6 +231,18 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     log.info({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
     events.emit('accepted', { entry, content, source })
     return { ok: true }
+  }
+
+  function storeFailed (v: SignedVersion, key: string, err: unknown, source: string): Refusal {
+    const code = err instanceof DmError ? err.code : 'ERR_STORE_IO'
+    if (code === 'ERR_NAME_COLLISION' || code === 'ERR_STATE_DIR_UNSAFE') {
+      // The store has said why, once; retrying cannot help until the operator acts.
+      if (blocked.size < MAX_BLOCKED) blocked.add(key)
+      log.debug({ name: v.name, source, code }, 'version cannot be stored here')
+      return { ok: false, code, reason: describeError(err), retryable: false }
+    }
+    log.error({ name: v.name, source, code, err: describeError(err) }, 'cannot store version')
+    return { ok: false, code: 'ERR_STORE_IO', reason: describeError(err), retryable: true }
   }
 
   async function expire (): Promise<void> {
@@ -183,6 +283,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     wants: e => isListed(policy, e.name) && supersedes(e, held(e.name)) && !blocked.has(hex(e.id)),
     advertised: e => advertisable(ctx(), e),
     ingest,
+    ingestStaged,
     refuse
   }
 }

@@ -9,7 +9,7 @@ import {
 import type { Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
 import type { Log } from '../util/log.js'
-import type { Acceptor } from './acceptor.js'
+import { STAGE_ABOVE_BYTES, type Acceptor } from './acceptor.js'
 import { guarded, readMessage, streamFailed } from './streams.js'
 import type { Channel, Transport } from './transport.js'
 
@@ -116,8 +116,24 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
           // An honest race (someone else delivered it first) is read past; anything else costs the peer its stream.
           if (header.code !== 'ERR_ALREADY_HELD' && header.code !== 'ERR_STALE') throw new DmError('ERR_DECODE', `peer offered ${header.code === 'ERR_TOO_LARGE' ? 'oversized content' : 'a refused version'} (${header.code})`)
         }
-        const content = await readContent(ch, v.size)
-        if (header.ok) pending.push(commits.add(async () => await acceptor.ingest(v, content, peer)))
+        if (!header.ok) {
+          await readContent(ch, v.size, () => {})
+        } else if (v.size <= STAGE_ABOVE_BYTES) {
+          const content = Buffer.allocUnsafe(v.size)
+          let at = 0
+          await readContent(ch, v.size, chunk => { content.set(chunk, at); at += chunk.length })
+          pending.push(commits.add(async () => await acceptor.ingest(v, content, peer)))
+        } else {
+          // Written to staging/ as it arrives, hashed on the way: never whole in memory, never read back.
+          const staged = await store.stage()
+          try {
+            await readContent(ch, v.size, async chunk => await staged.write(chunk))
+          } catch (err) {
+            await staged.discard()
+            throw err
+          }
+          pending.push(commits.add(async () => await acceptor.ingestStaged(v, staged, peer)))
+        }
       }
       await ch.close()
     } catch (err) {
@@ -128,19 +144,21 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
     }
   }
 
-  /** Reads exactly `size` bytes of chunks, at a minimum average rate; a peer that sends more or trickles is cut off. */
-  async function readContent (ch: Channel, size: number): Promise<Uint8Array> {
-    const content = Buffer.allocUnsafe(size)
+  /**
+   * Reads exactly `size` bytes of chunks, at a minimum average rate, handing
+   * each to `take` before reading the next (back-pressure: the disk paces the
+   * peer). A peer that sends more or trickles is cut off.
+   */
+  async function readContent (ch: Channel, size: number, take: (chunk: Uint8Array) => void | Promise<void>): Promise<void> {
     const deadline = clock.nowMs() + tuning.transferGraceMs + (size / tuning.minTransferBytesPerS) * 1000
     let got = 0
     while (got < size) {
       const chunk = expectType(await readMessage(ch), MessageType.Chunk).data
       if (chunk.length === 0 || got + chunk.length > size) throw new DmError('ERR_DECODE', 'peer sent more content than signed')
       if (clock.nowMs() > deadline) throw new DmError('ERR_TIMEOUT', `transfer of ${size} bytes too slow`)
-      content.set(chunk, got)
+      await take(chunk)
       got += chunk.length
     }
-    return content
   }
 
   async function serve (ch: Channel): Promise<void> {

@@ -15,11 +15,11 @@ import {
 } from '../../src/format/version.ts'
 import { checkContent, checkHeader, type PolicyContext } from '../../src/policy/accept.ts'
 import { MessageType, decodeMessage, encodeMessage, type Message } from '../../src/protocol/messages.ts'
-import { decodePublishBody, encodePublishBody } from '../../src/api/wire.ts'
+import { decodePublishHead, encodePublishHead } from '../../src/api/wire.ts'
 
 /*
  * Property fuzzing of every decoder that reads untrusted bytes or text:
- *   decodeMessage (peers), decodeEnvelope (peers, disk), decodePublishBody
+ *   decodeMessage (peers), decodeEnvelope (peers, disk), decodePublishHead
  *   (local API), parseConfig (operators' files).
  * For each: whatever the input, the only exception is a DmError (ConfigError
  * is one), and whatever decodes is canonical (re-encodes to the same bytes).
@@ -94,7 +94,7 @@ const SAMPLE_MESSAGES: Message[] = [
 ]
 const SAMPLE_FRAMES = SAMPLE_MESSAGES.map(m => new Uint8Array(encodeMessage(m)))
 const SAMPLE_ENVELOPES = VERSIONS.map(v => new Uint8Array(encodeEnvelope(v)))
-const SAMPLE_BODIES = VERSIONS.map(v => new Uint8Array(encodePublishBody(v, CONTENT.get(v) as Uint8Array)))
+const SAMPLE_HEADS = VERSIONS.map(v => new Uint8Array(encodePublishHead(v)))
 
 // ---------------------------------------------------------------------------
 // Mutations
@@ -257,14 +257,14 @@ function structuredEnvelopeProperty (counter: Counter): fc.IPropertyWithHooks<[S
   })
 }
 
-function publishBodyProperty (counter: Counter): fc.IPropertyWithHooks<[Uint8Array]> {
-  return fc.property(bytesArb(SAMPLE_BODIES), input => {
+function publishHeadProperty (counter: Counter): fc.IPropertyWithHooks<[Uint8Array]> {
+  return fc.property(bytesArb(SAMPLE_HEADS), input => {
     counter.n++
-    const r = onlyDmError('decodePublishBody', () => decodePublishBody(input), ['ERR_DECODE', 'ERR_NAME_INVALID', 'ERR_TOO_LARGE'])
-    if (r === undefined) return
+    const v = onlyDmError('decodePublishHead', () => decodePublishHead(input), ['ERR_DECODE', 'ERR_NAME_INVALID', 'ERR_TOO_LARGE'])
+    if (v === undefined) return
     counter.decoded++
-    assert.deepEqual(new Uint8Array(encodePublishBody(r.version, r.content)), input, 'a decoded publish body re-encodes to other bytes')
-    policyHolds(r.version, r.content, counter)
+    assert.deepEqual(new Uint8Array(encodePublishHead(v)), input, 'a decoded publish head re-encodes to other bytes')
+    policyHolds(v, undefined, counter)
   })
 }
 
@@ -387,7 +387,7 @@ export function runFuzz (runs = runsFromEnv(), log: (line: string) => void = lin
   run('decodeMessage', messageProperty)
   run('decodeEnvelope', envelopeProperty)
   run('decodeEnvelope (structured, signed and unsigned)', structuredEnvelopeProperty)
-  run('decodePublishBody', publishBodyProperty)
+  run('decodePublishHead', publishHeadProperty)
   run('parseConfig (TOML-ish text)', c => configProperty(c, tomlText))
   run('parseConfig (structured configs)', c => configProperty(c, structuredConfig))
   const total = Object.values(counts).reduce((a, b) => a + b, 0)

@@ -77,6 +77,13 @@ export function memoryStore (clock: Clock): Store {
     async flush () {
       await Promise.all(locks.values())
     },
+    async openContent (name, chunkBytes) {
+      const data = await store.readContent(name)
+      if (data === undefined) return undefined
+      return (async function * () {
+        for (let off = 0; off < data.length; off += chunkBytes) yield data.subarray(off, off + chunkBytes)
+      })()
+    },
     stage: async () => stageInMemory(),
     commitStaged: async (version, staged, opts) => await store.commit(version, (staged as ReturnType<typeof stageInMemory> | undefined)?.bytes() ?? new Uint8Array(0), opts),
     // Nothing on disk to tamper with, and nothing to close.

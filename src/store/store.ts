@@ -99,6 +99,14 @@ export interface Store {
   /** The held content of `name`, checked against its signed hash. */
   readContent: (name: string) => Promise<Buffer | undefined>
   /**
+   * The held content of `name` as chunks of at most `chunkBytes`, for serving
+   * it without holding it whole. The hash is checked as it is read: on a
+   * mismatch the last step throws (the reader discards what it got, as any
+   * receiver checks the signed hash anyway) and the file is repaired or
+   * marked missing. Undefined when not held with content.
+   */
+  openContent: (name: string, chunkBytes: number) => Promise<AsyncIterable<Uint8Array> | undefined>
+  /**
    * Re-checks `files/<rel>` against what is held: restores or moves aside
    * what does not match, and moves aside anything where no file should be.
    * Undefined when all was well. Serialised with commits of that name.
@@ -538,8 +546,56 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     return await readContent(name, false)
   }
 
+  async function openContent (name: string, chunkBytes: number): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const held = index.get(name)
+    if (held === undefined || !held.present || held.version.kind !== VersionKind.File || isExpired(held.version, clock.nowMs())) return undefined
+    const p = await openParentIfSafe(dirs.files, name)
+    if (p === undefined) return undefined
+    let handle: fsp.FileHandle
+    try {
+      handle = await fsp.open(p.dir.at(p.base), OPEN_READ)
+    } catch (err) {
+      await p.release()
+      if (isAbsent(err)) return undefined
+      throw err
+    }
+    const size = held.version.size
+    const repair = (): void => {
+      fingerprints.delete(name)
+      void check(name).then(r => { if (r !== undefined) events.problem(r.reason) }, () => {})
+    }
+    if (!(await handle.stat()).isFile()) {
+      await handle.close()
+      await p.release()
+      repair()
+      return undefined
+    }
+    return (async function * () {
+      const hash = createHash('sha256')
+      try {
+        for (let off = 0; off < size;) {
+          const buf = Buffer.allocUnsafe(Math.min(chunkBytes, size - off))
+          const { bytesRead } = await handle.read(buf, 0, buf.length, off)
+          if (bytesRead === 0) break
+          const chunk = buf.subarray(0, bytesRead)
+          hash.update(chunk)
+          off += bytesRead
+          yield chunk
+        }
+        if (!hash.digest().equals(held.version.sha256)) {
+          repair()
+          throw new DmError('ERR_CONTENT_MISMATCH', `content of "${printable(name)}" changed on disk while it was served`)
+        }
+      } finally {
+        await handle.close()
+        await p.release()
+      }
+    })()
+  }
+
   return {
     filesDir,
+    openContent,
     get: name => index.get(name),
     entries: () => index.values(),
     size: () => index.size,

@@ -161,19 +161,20 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
     }
   }
 
+  async function * noContent (): AsyncIterable<Uint8Array> {}
+
   async function serve (ch: Channel): Promise<void> {
     const want = expectType(await readMessage(ch), MessageType.Want)
     for (const w of want.entries) {
       const held = acceptor.held(w.name)
-      const content = held === undefined ? undefined : held.version.kind === VersionKind.Tombstone ? new Uint8Array(0) : await store.readContent(w.name)
-      if (held === undefined || content === undefined) {
+      // Content is read a chunk at a time as it is sent: serving 10 MiB holds one chunk, not the file.
+      const chunks = held === undefined ? undefined : held.version.kind === VersionKind.Tombstone ? noContent() : await store.openContent(w.name, CHUNK_BYTES)
+      if (held === undefined || chunks === undefined) {
         await ch.send(encodeMessage({ type: MessageType.NotFound, name: w.name }))
         continue
       }
       await ch.send(encodeMessage({ type: MessageType.Version, version: held.version }))
-      for (let off = 0; off < content.length; off += CHUNK_BYTES) {
-        await ch.send(encodeMessage({ type: MessageType.Chunk, data: content.subarray(off, off + CHUNK_BYTES) }))
-      }
+      for await (const data of chunks) await ch.send(encodeMessage({ type: MessageType.Chunk, data }))
     }
     await ch.close()
   }

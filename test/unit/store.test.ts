@@ -360,3 +360,21 @@ test('a name that would leave the files directory is refused before anything is 
     assert.equal(store.size(), 0)
   })
 })
+
+test('openContent streams the held content in chunks; a file changed on disk fails the read at its end and is repaired', async () => {
+  await withStore(async ({ dir, store }) => {
+    const content = 'abcdefghij'.repeat(1000)
+    const v = version('big.txt', content, 1000)
+    await store.commit(v, Buffer.from(content))
+    const chunks: Buffer[] = []
+    for await (const c of await store.openContent('big.txt', 4096) ?? []) chunks.push(Buffer.from(c))
+    assert.deepEqual(chunks.map(c => c.length), [4096, 4096, 1808])
+    assert.equal(Buffer.concat(chunks).toString(), content)
+
+    // Same size, different bytes: every chunk reads, then the hash check at the end throws.
+    fs.writeFileSync(path.join(dir, 'files', 'big.txt'), 'X'.repeat(content.length))
+    const changed = await store.openContent('big.txt', 4096)
+    await assert.rejects(async () => { for await (const _ of changed ?? []) { /* drain */ } }, dmError('ERR_CONTENT_MISMATCH'))
+    assert.equal(await store.openContent('nothing-held', 4096), undefined)
+  })
+})

@@ -2,7 +2,7 @@ import type { Config, LogFormat } from '../config/config.js'
 import { loadConfig } from '../config/load.js'
 import { changesNeedingRestart } from '../config/reload.js'
 import { assertTuning } from '../config/tuning.js'
-import { describeError } from '../errors.js'
+import { DmError, describeError } from '../errors.js'
 import { hex, networkIdFrom, VersionKind } from '../format/version.js'
 import { publicKeyToBase64 } from '../crypto/keys.js'
 import { openStore, type HeldEntry } from '../store/store.js'
@@ -70,7 +70,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     stops.push(async () => await store.close())
     const identity = await loadOrCreateIdentity(config.stateDir)
     // A private mesh: this node's own certificate is checked before any port opens.
-    const ownCert = config.network.key === undefined ? undefined : loadOwnCertificate(config.network.certificate, config.network.key, identity.privateKey.publicKey.raw)
+    let ownCert = config.network.key === undefined ? undefined : loadOwnCertificate(config.network.certificate, config.network.key, identity.privateKey.publicKey.raw)
     const node = await createMeshNode({
       identity,
       listen: config.network.listen,
@@ -99,12 +99,14 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
         peersConnected: mesh.getPeers().length,
         peersExpected: members.length,
         lastDialError: members.find(m => m.lastError !== undefined)?.lastError,
-        missing: [...store.entries()].filter(e => !e.present).length
+        missing: [...store.entries()].filter(e => !e.present).length,
+        certificate: ownCert?.cert,
+        nowMs: clock.nowMs()
       })
     }
     const metrics = config.metrics.listen === ''
       ? noMetrics
-      : await startMetrics(config.metrics.listen, { peersConnected: () => mesh.getPeers().length, peersKnown: () => membership.members().length, entries: () => store.entries(), degraded: () => health().state === 'degraded' })
+      : await startMetrics(config.metrics.listen, { peersConnected: () => mesh.getPeers().length, peersKnown: () => membership.members().length, entries: () => store.entries(), degraded: () => health().state === 'degraded', certificateNotAfterMs: () => ownCert?.cert.notAfterMs })
     stops.push(async () => await metrics.close())
 
     const transport = libp2pTransport(node, { frameTimeoutMs: tuning.frameTimeoutMs, count: metrics.sink.bytes, admission })
@@ -161,7 +163,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
         syncRounds: antiEntropy.stats.rounds,
         lastSyncAtMs: antiEntropy.stats.lastRoundAtMs ?? null,
         lastSyncDurationMs: antiEntropy.stats.lastRoundMs ?? null,
-        health: health()
+        health: health(),
+        certificate: ownCert === undefined ? null : { name: ownCert.cert.name, notBeforeMs: ownCert.cert.notBeforeMs, notAfterMs: ownCert.cert.notAfterMs }
       })
     })
     stops.push(async () => await api.close())
@@ -179,6 +182,15 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
           return
         }
         acceptor.setPolicy(policyFrom({ ...next, network: config.network }))
+        if (admission !== undefined && config.network.key !== undefined) {
+          // A renewed certificate, copied over the old file, is taken at once.
+          try {
+            ownCert = loadOwnCertificate(config.network.certificate, config.network.key, identity.privateKey.publicKey.raw)
+            admission.setCertificate(ownCert.bytes)
+          } catch (err) {
+            log.error({ code: err instanceof DmError ? err.code : undefined, err: describeError(err) }, 'cannot reload this node\'s certificate; keeping the one loaded')
+          }
+        }
         log.level = next.logLevel
         const later = changesNeedingRestart(config, next)
         if (later.length > 0) log.warn({ keys: later }, 'config reloaded; these changes take effect at the next restart')

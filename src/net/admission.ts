@@ -156,14 +156,17 @@ export interface Admission {
   admittedPeers: () => string[]
   /** Calls `listener` when a peer is admitted (true) or stops being (false). Must not block. */
   onChange: (listener: (peer: string, admitted: boolean) => void) => void
+  /** Replaces this node's certificate (a renewal, on reload); sent from the next connection on. */
+  setCertificate: (certificate: Uint8Array) => void
   /** Sets the revocation check and disconnects admitted peers it now refuses. */
   setRevoked: (revoked: RevokedCheck) => void
   /** Why `peer` was last refused (either way), if it was. */
   lastRefusal: (peer: string) => string | undefined
   /**
    * The node as membership must see it: only admitted peers and their
-   * connections, identify and connection-open events held back until the
-   * peer is admitted, and a dial that resolves only once the peer is.
+   * connections, identify, discovery and connection-open events of a
+   * connected peer held back until it is admitted, and a dial that resolves
+   * only once the peer is.
    */
   readonly node: MeshNode
 }
@@ -188,7 +191,8 @@ type Outcome =
   | { ours: Judgement & { ok: false }, theirs?: undefined, quiet?: boolean }
 
 export function createAdmission (init: AdmissionInit): Admission {
-  const { node, networkKey, certificate, frameTimeoutMs, log } = init
+  const { node, networkKey, frameTimeoutMs, log } = init
+  let certificate = init.certificate
   const clock = init.clock ?? systemClock
   const deadlineMs = 3 * frameTimeoutMs
   const peers = new Map<string, PeerState>()
@@ -348,6 +352,15 @@ export function createAdmission (init: AdmissionInit): Admission {
     const detail = evt.detail
     whenAdmittedRun(detail.peerId.toString(), () => filtered.dispatchEvent(new CustomEvent('peer:identify', { detail })))
   })
+  // libp2p reports every peer new to its peer store as discovered, a connecting stranger too: held back
+  // like identify. A discovery with no connection behind it (mDNS) is only an address to dial, and passes.
+  node.addEventListener('peer:discovery', evt => {
+    const detail = evt.detail
+    const peer = detail.id.toString()
+    const deliver = (): void => { filtered.dispatchEvent(new CustomEvent('peer:discovery', { detail })) }
+    if (peers.has(peer) || node.getConnections(detail.id).length > 0) whenAdmittedRun(peer, deliver)
+    else deliver()
+  })
   node.addEventListener('peer:disconnect', evt => {
     const peer = evt.detail.toString()
     const st = peers.get(peer)
@@ -368,7 +381,7 @@ export function createAdmission (init: AdmissionInit): Admission {
     return await new Promise(resolve => st.waiters.push(resolve))
   }
 
-  const FILTERED = new Set(['connection:open', 'peer:identify'])
+  const FILTERED = new Set(['connection:open', 'peer:identify', 'peer:discovery'])
   const view = new Proxy(node, {
     get (target, prop) {
       switch (prop) {
@@ -416,6 +429,7 @@ export function createAdmission (init: AdmissionInit): Admission {
     whenAdmitted,
     admittedPeers: () => [...peers].filter(([, st]) => st.admitted !== undefined).map(([peer]) => peer),
     onChange (listener) { changeListeners.push(listener) },
+    setCertificate (bytes) { certificate = bytes },
     setRevoked (check) {
       revoked = check
       recheck()

@@ -118,6 +118,7 @@ test('an unadmitted peer reaches no service: its streams are refused, none is op
   const joins: string[] = []
   member.admission?.node.addEventListener('peer:identify', evt => identified.push(evt.detail.peerId.toString()))
   member.admission?.node.addEventListener('connection:open', evt => joins.push(evt.detail.remotePeer.toString()))
+  member.admission?.node.addEventListener('peer:discovery', evt => identified.push(evt.detail.id.toString()))
   const t0 = Date.now()
   await outsider.node.dial(member.node.getMultiaddrs())
   await outsider.node.dialProtocol(member.node.peerId, PROTOCOL_PROBE).catch(() => undefined)

@@ -35,6 +35,10 @@ export type ErrorCode =
   | 'ERR_CERT_EXPIRED'
   /** a genuine namespace certificate for another namespace */
   | 'ERR_CERT_WRONG_NAMESPACE'
+  /** a peer without a valid membership certificate on a private mesh (src/net/admission.ts) */
+  | 'ERR_NOT_ADMITTED'
+  /** a signer key or node identity listed in the network's revocation list (src/policy/revocation.ts) */
+  | 'ERR_REVOKED'
   // store
   | 'ERR_STORE_IO'
   /** state_dir or one of its directories is a symlink, writable by others, or owned by another user */

@@ -81,12 +81,23 @@ export interface StatusInfo {
   health?: Health
   /** Connected peers by who dialled: the node's degree in the mesh. */
   degree?: { inbound: number, outbound: number }
+  /** This node's membership certificate on a private mesh; null on an open mesh. */
+  certificate?: CertificateInfo | null
+}
+
+export interface CertificateInfo {
+  /** The node name it carries (may be empty). */
+  name: string
+  notBeforeMs: number
+  notAfterMs: number
 }
 
 export interface Health {
   state: 'ok' | 'degraded'
   /** One sentence per reason, empty when ok. */
   reasons: string[]
+  /** Not degraded yet, but will be (this node's certificate expires within 14 days); absent when none. */
+  warnings?: string[]
 }
 
 /** Error bodies carry the stable code; the CLI prints the reason. */

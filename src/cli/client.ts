@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { apiRequest, apiRequestBytes, type RequestBody } from '../api/client.js'
-import { encodePublishHead, type PeerInfoJson, type StatusInfo, type VersionInfo, type VersionState } from '../api/wire.js'
+import { encodePublishHead, type CertificateInfo, type PeerInfoJson, type StatusInfo, type VersionInfo, type VersionState } from '../api/wire.js'
 import type { Config } from '../config/config.js'
 import { loadConfig } from '../config/load.js'
 import { DmError } from '../errors.js'
@@ -12,7 +12,7 @@ import { configOption, jsonOption, required, str, type Command, type ParsedArgs 
 import { checkDigest } from '../policy/accept.js'
 import { EXIT } from './exit.js'
 import { loadSigningKey } from './keys.js'
-import { formatBytes, printJson, table } from './output.js'
+import { formatBytes, printJson, table, warn } from './output.js'
 import { certOption, expiryFrom, readEnvelopeFile, ttlOption } from './sign.js'
 import { attachCertificateFile } from './cert-file.js'
 
@@ -251,6 +251,13 @@ export const peers: Command = {
   }
 }
 
+/** This node's certificate in one cell: its name and until when, in days. */
+function certificateLine (c: CertificateInfo): string {
+  const days = (c.notAfterMs - Date.now()) / 86_400_000
+  const left = days <= 0 ? 'expired' : `in ${days < 1 ? 'less than a day' : `${Math.floor(days)} day${Math.floor(days) === 1 ? '' : 's'}`}`
+  return `${c.name === '' ? '(no node name)' : c.name}, valid until ${new Date(c.notAfterMs).toISOString()} (${left})`
+}
+
 export const status: Command = {
   summary: 'show the daemon\'s peer id, uptime, peers, files, last sync and health',
   usage: 'dm status [--config PATH] [--json]',
@@ -267,12 +274,14 @@ export const status: Command = {
         ['peer id', s.peerId],
         ['network', s.network],
         ['health', s.health === undefined ? 'unknown' : degraded ? `degraded: ${s.health.reasons.join('; ')}` : 'ok'],
+        ...(s.certificate === undefined ? [] : [['certificate', s.certificate === null ? 'none (open mesh)' : certificateLine(s.certificate)]]),
         ['uptime', `${Math.round(s.uptimeMs / 1000)}s`],
         ['peers', `${s.peersConnected} connected, ${s.peersKnown} known`],
         ['files', String(s.files)],
         ['last sync', `${ago(s.lastSyncAtMs)} (${s.syncRounds} rounds)`],
         ['listening', s.listen.join(' ')]
       ]))
+      for (const w of s.health?.warnings ?? []) warn(w)
     }
     return degraded ? EXIT.degraded : EXIT.ok
   }

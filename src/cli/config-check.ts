@@ -55,7 +55,8 @@ export const configCheck: Command = {
     process.stdout.write(`${file}: OK (network "${cfg.network.id}", ${cfg.files.size} file name${cfg.files.size === 1 ? '' : 's'} allowed${cfg.namespaces.size > 0 ? `, ${cfg.namespaces.size} namespace${cfg.namespaces.size === 1 ? '' : 's'}` : ''})\n`)
     process.stdout.write(cfg.network.key === undefined
       ? 'mesh: open: no [network] key, so any node that knows the network id may join, read every file and learn every member\n'
-      : `mesh: network key ${Buffer.from(cfg.network.key).toString('base64')}: it certifies namespace signers; membership certificates are not yet checked on connections, so keep the port firewalled${cfg.network.certificate === '' ? ' (this node has no [network] certificate)' : ''}\n`)
+      : `mesh: private: network key ${Buffer.from(cfg.network.key).toString('base64')}: only nodes with a membership certificate it signed are admitted, and it certifies namespace signers\n`)
+    if (cfg.network.key !== undefined && cfg.network.certificate === '') warn('network.certificate: not set, so the daemon will not start: a private mesh admits only certified nodes (dm network admit)')
     return 0
   }
 }

@@ -2,7 +2,7 @@ import type { Config, LogFormat } from '../config/config.js'
 import { loadConfig } from '../config/load.js'
 import { changesNeedingRestart } from '../config/reload.js'
 import { assertTuning } from '../config/tuning.js'
-import { describeError } from '../errors.js'
+import { DmError, describeError } from '../errors.js'
 import { hex, networkIdFrom, VersionKind } from '../format/version.js'
 import { publicKeyToBase64 } from '../crypto/keys.js'
 import { openStore, type HeldEntry } from '../store/store.js'
@@ -17,6 +17,7 @@ import type { Health, PeerInfoJson, StatusInfo } from '../api/wire.js'
 import { loadOrCreateIdentity } from '../net/identity.js'
 import { createMeshNode } from '../net/node.js'
 import { libp2pTransport } from '../net/transport.js'
+import { createAdmission, loadOwnCertificate } from '../net/admission.js'
 import { createMembership } from '../net/membership.js'
 import { sample, systemClock } from '../util/clock.js'
 import { createLogger } from './logger.js'
@@ -68,6 +69,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     const store = await openStore(config.stateDir, { problem: message => log.warn({}, message), verify: v => mayStayHeld(policyFrom(config), v) })
     stops.push(async () => await store.close())
     const identity = await loadOrCreateIdentity(config.stateDir)
+    // A private mesh: this node's own certificate is checked before any port opens.
+    let ownCert = config.network.key === undefined ? undefined : loadOwnCertificate(config.network.certificate, config.network.key, identity.privateKey.publicKey.raw)
     const node = await createMeshNode({
       identity,
       listen: config.network.listen,
@@ -76,8 +79,15 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
       maxConnections: tuning.maxConnections
     })
     stops.push(async () => await node.stop())
+    const admission = config.network.key === undefined || ownCert === undefined
+      ? undefined
+      : createAdmission({ node, networkKey: config.network.key, certificate: ownCert.bytes, frameTimeoutMs: tuning.frameTimeoutMs, log })
+    await admission?.start()
+    stops.push(async () => await admission?.stop())
+    // The mesh as membership, health and status see it: admitted peers only, on a private mesh.
+    const mesh = admission?.node ?? node
     const membership = createMembership({
-      node, bootstrap: config.network.bootstrap, remembered: loadPeers(config.stateDir, m => log.warn({}, m)), tuning, log, clock, random,
+      node: mesh, bootstrap: config.network.bootstrap, remembered: loadPeers(config.stateDir, m => log.warn({}, m)), tuning, log, clock, random,
       save: peers => savePeers(config.stateDir, peers)
     })
     membership.start()
@@ -86,18 +96,20 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     const health = (): Health => {
       const members = membership.members()
       return judgeHealth({
-        peersConnected: node.getPeers().length,
+        peersConnected: mesh.getPeers().length,
         peersExpected: members.length,
         lastDialError: members.find(m => m.lastError !== undefined)?.lastError,
-        missing: [...store.entries()].filter(e => !e.present).length
+        missing: [...store.entries()].filter(e => !e.present).length,
+        certificate: ownCert?.cert,
+        nowMs: clock.nowMs()
       })
     }
     const metrics = config.metrics.listen === ''
       ? noMetrics
-      : await startMetrics(config.metrics.listen, { peersConnected: () => node.getPeers().length, peersKnown: () => membership.members().length, entries: () => store.entries(), degraded: () => health().state === 'degraded' })
+      : await startMetrics(config.metrics.listen, { peersConnected: () => mesh.getPeers().length, peersKnown: () => membership.members().length, entries: () => store.entries(), degraded: () => health().state === 'degraded', certificateNotAfterMs: () => ownCert?.cert.notAfterMs })
     stops.push(async () => await metrics.close())
 
-    const transport = libp2pTransport(node, { frameTimeoutMs: tuning.frameTimeoutMs, count: metrics.sink.bytes })
+    const transport = libp2pTransport(node, { frameTimeoutMs: tuning.frameTimeoutMs, count: metrics.sink.bytes, admission })
     const sync = createSync({ store, transport, peers: membership, clock, random, log }, { policy: policyFrom(config), tuning })
     const { acceptor, antiEntropy } = sync
     acceptor.events.on('accepted', e => metrics.sink.accepted(e.entry, e.source))
@@ -144,14 +156,15 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
         listen: node.getMultiaddrs().map(a => a.toString()),
         network: config.network.id,
         uptimeMs: Date.now() - startedAt,
-        peersConnected: node.getPeers().length,
+        peersConnected: mesh.getPeers().length,
         degree: membership.degree(),
         peersKnown: membership.members().length,
         files: store.size(),
         syncRounds: antiEntropy.stats.rounds,
         lastSyncAtMs: antiEntropy.stats.lastRoundAtMs ?? null,
         lastSyncDurationMs: antiEntropy.stats.lastRoundMs ?? null,
-        health: health()
+        health: health(),
+        certificate: ownCert === undefined ? null : { name: ownCert.cert.name, notBeforeMs: ownCert.cert.notBeforeMs, notAfterMs: ownCert.cert.notAfterMs }
       })
     })
     stops.push(async () => await api.close())
@@ -169,6 +182,15 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
           return
         }
         acceptor.setPolicy(policyFrom({ ...next, network: config.network }))
+        if (admission !== undefined && config.network.key !== undefined) {
+          // A renewed certificate, copied over the old file, is taken at once.
+          try {
+            ownCert = loadOwnCertificate(config.network.certificate, config.network.key, identity.privateKey.publicKey.raw)
+            admission.setCertificate(ownCert.bytes)
+          } catch (err) {
+            log.error({ code: err instanceof DmError ? err.code : undefined, err: describeError(err) }, 'cannot reload this node\'s certificate; keeping the one loaded')
+          }
+        }
         log.level = next.logLevel
         const later = changesNeedingRestart(config, next)
         if (later.length > 0) log.warn({ keys: later }, 'config reloaded; these changes take effect at the next restart')

@@ -9,7 +9,14 @@ export interface HealthInputs {
   lastDialError: string | undefined
   /** Held versions whose content is missing on disk and waits for a fetch. */
   missing: number
+  /** This node's membership certificate window, on a private mesh. */
+  certificate?: { notBeforeMs: number, notAfterMs: number }
+  /** Now, for the certificate's window. */
+  nowMs?: number
 }
+
+/** `dm status` warns this long before this node's membership certificate expires. */
+export const CERT_WARNING_MS = 14 * 86_400_000
 
 /**
  * Degraded is a node that cannot do its job and would otherwise look healthy:
@@ -23,5 +30,18 @@ export function judgeHealth (h: HealthInputs): Health {
     reasons.push(`no peer connected though ${h.peersExpected} ${h.peersExpected === 1 ? 'is' : 'are'} known${h.lastDialError !== undefined ? ` (last dial error: ${h.lastDialError})` : ''}`)
   }
   if (h.missing > 0) reasons.push(`${h.missing} held file${h.missing === 1 ? ' is' : 's are'} missing on disk and wait${h.missing === 1 ? 's' : ''} to be fetched`)
-  return { state: reasons.length === 0 ? 'ok' : 'degraded', reasons }
+  const warnings: string[] = []
+  if (h.certificate !== undefined) {
+    const now = h.nowMs ?? Date.now()
+    const { notBeforeMs, notAfterMs } = h.certificate
+    const renew = 'renew it (dm network admit), then systemctl reload data-mesher'
+    if (now >= notAfterMs) reasons.push(`this node's membership certificate expired at ${iso(notAfterMs)}, so no peer admits it: ${renew}`)
+    else if (now < notBeforeMs) reasons.push(`this node's membership certificate is not valid until ${iso(notBeforeMs)}, so no peer admits it yet (is this clock right?)`)
+    else if (notAfterMs - now <= CERT_WARNING_MS) warnings.push(`this node's membership certificate expires at ${iso(notAfterMs)}, in ${Math.ceil((notAfterMs - now) / 86_400_000)} day(s): ${renew}`)
+  }
+  return { state: reasons.length === 0 ? 'ok' : 'degraded', reasons, ...(warnings.length > 0 ? { warnings } : {}) }
+}
+
+function iso (ms: number): string {
+  return new Date(ms).toISOString()
 }

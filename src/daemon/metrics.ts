@@ -24,6 +24,8 @@ export interface MetricsSources {
   entries: () => Iterable<HeldEntry>
   /** The node's health judgement (src/daemon/health.ts): 1 when degraded. */
   degraded: () => boolean
+  /** When this node's membership certificate expires (ms since the epoch); undefined on an open mesh. */
+  certificateNotAfterMs?: () => number | undefined
 }
 
 export interface MetricsServer {
@@ -40,6 +42,15 @@ export async function startMetrics (listen: string, sources: MetricsSources, now
   const reg = { registers: [registry] }
   new prom.Gauge({ ...reg, name: 'dm_peers_connected', help: 'Peers connected now', collect () { this.set(sources.peersConnected()) } })
   new prom.Gauge({ ...reg, name: 'dm_health_degraded', help: 'Whether the node is degraded (dm status exits 4 and says why)', collect () { this.set(sources.degraded() ? 1 : 0) } })
+  new prom.Gauge({
+    ...reg,
+    name: 'dm_certificate_expiry_seconds',
+    help: 'When this node\'s membership certificate expires, in seconds since the epoch (absent on an open mesh); alert on dm_certificate_expiry_seconds - time() < 14 * 86400',
+    collect () {
+      const at = sources.certificateNotAfterMs?.()
+      if (at !== undefined) this.set(at / 1000)
+    }
+  })
   new prom.Gauge({ ...reg, name: 'dm_peers_known', help: 'Members known (connected or not)', collect () { this.set(sources.peersKnown()) } })
   const accepted = new prom.Counter({ ...reg, name: 'dm_versions_accepted_total', help: 'Versions accepted and stored' })
   const refused = new prom.Counter({ ...reg, name: 'dm_versions_refused_total', help: 'Versions refused, by reason code', labelNames: ['reason'] })

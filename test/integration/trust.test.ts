@@ -6,6 +6,7 @@ import { DmError } from '../../src/errors.ts'
 import { CertKind, encodeCertificate, signCertificate } from '../../src/format/certificate.ts'
 import { withCertificates } from '../../src/format/attachments.ts'
 import { ownerSegment } from '../../src/policy/namespaces.ts'
+import { admit, privateMesh } from '../helpers/private-mesh.ts'
 
 /*
  * Upstream's test list, between real daemons on a private mesh: an upload
@@ -23,8 +24,10 @@ test('trust: uploads, tombstones and certified namespaced files spread; uncertif
   c = new Cluster('dm-trust-')
   const network = newSigningKey(c.root, 'network')
   const machine = newSigningKey(c.root, 'machine')
-  const extra = `key = "${network.base64}"\n[namespaces]\nmachines = []\ndeploy = []`
-  for (let i = 0; i < 3; i++) await c.add({ extra })
+  for (let i = 0; i < 3; i++) {
+    const n = await c.add()
+    n.setOptions({ extra: privateMesh(network, admit(n, network), '[namespaces]\nmachines = []\ndeploy = []') })
+  }
   await Promise.all(c.nodes.map(async n => await n.start()))
   await Promise.all(c.nodes.map(async n => await waitFor(`${n.name} connected`, async () => (await n.connectedPeers()) > 0)))
   const [n0, n1, n2] = c.nodes

@@ -38,7 +38,8 @@ test('dm network keygen, cert issue, sign --cert: the envelope passes the policy
   fs.writeFileSync(p('dm.toml'), toml)
   const check = await runDm(['config', 'check', '--config', p('dm.toml')])
   assert.equal(check.code, 0, check.stderr)
-  assert.match(check.stdout, /^mesh: network key /m)
+  assert.match(check.stdout, /^mesh: private: network key /m)
+  assert.match(check.stderr, /^dm: warning: network\.certificate: /m, 'a private mesh node with no certificate of its own is warned')
 
   const name = `machines/${owner}/status`
   const signed = await runDm(['sign', p('status'), '--key', p('signer.pem'), '--name', name, '--cert', p('signer.cert'), '--config', p('dm.toml'), '--out', p('status.sig')])

@@ -21,3 +21,21 @@ test('dial errors are put in words an operator can act on', () => {
   assert.match(dialErrorInWords(new Error('Payload identity key 12D3KooWA does not match expected remote identity key 12D3KooWB')), /^a different node answers/)
   assert.match(dialErrorInWords(new Error('The operation was aborted due to timeout')), /^no answer in time/)
 })
+
+test('this node\'s membership certificate: a warning within 14 days of its end, degraded once expired or not yet valid', () => {
+  const DAY = 86_400_000
+  const now = 1_800_000_000_000
+  const base = { peersConnected: 1, peersExpected: 1, lastDialError: undefined, missing: 0, nowMs: now }
+  const at = (notBeforeMs: number, notAfterMs: number): ReturnType<typeof judgeHealth> => judgeHealth({ ...base, certificate: { notBeforeMs, notAfterMs } })
+  assert.deepEqual(at(now - DAY, now + 15 * DAY), { state: 'ok', reasons: [] })
+  const soon = at(now - DAY, now + 13 * DAY)
+  assert.equal(soon.state, 'ok')
+  assert.equal(soon.warnings?.length, 1)
+  assert.match(soon.warnings?.[0] ?? '', /in 13 day/)
+  const expired = at(now - 2 * DAY, now - DAY)
+  assert.equal(expired.state, 'degraded')
+  assert.equal(expired.reasons.length, 1)
+  assert.equal(expired.warnings, undefined)
+  assert.equal(at(now + DAY, now + 90 * DAY).state, 'degraded', 'not yet valid')
+  assert.equal(at(now - DAY, now).state, 'degraded', 'the end of the window is outside it')
+})

@@ -261,8 +261,9 @@ test('concurrent commits for one name end with the newest on disk and in the ind
   await withStore(async ({ dir, store, reopen }) => {
     const vs = [1000, 3000, 2000, 5000, 4000].map(t => version('race', `v${t}`, t))
     const results = await Promise.all(vs.map(async v => await store.commit(v, Buffer.from(`v${v.timestampMs}`))))
-    // Serialised in call order: 1000, 3000 commit; 2000 does not; 5000 commits; 4000 does not.
-    assert.deepEqual(results.map(r => r.committed), [true, true, false, true, false])
+    // Content is staged concurrently, so which older ones commit depends on which staging ends first;
+    // the newest always commits, and nothing older replaces it.
+    assert.equal(results[3].committed, true, 'the newest version commits')
     assert.equal(read(dir, 'files/race'), 'v5000')
     assert.equal(store.get('race')?.timestampMs, 5000)
     assert.deepEqual(staging(dir), [])

@@ -6,6 +6,7 @@ import { sign, verify } from './sign.js'
 import { configCheck } from './config-check.js'
 import { certIssue, certShow, networkAdmit, networkKeygen } from './trust.js'
 import { daemon, id } from './daemon.js'
+import { revoke } from './revoke.js'
 import { publish, remove, getContent, list, peers, status } from './client.js'
 import { EXIT, exitStatus } from './exit.js'
 import { bashCompletion, commandHelp, groupHelp, groups, mainHelp, VERSION, type CommandTable } from './help.js'
@@ -45,6 +46,7 @@ export const commands: CommandTable = {
   'network admit': networkAdmit,
   'cert issue': certIssue,
   'cert show': certShow,
+  revoke,
   completion
 }
 

@@ -10,6 +10,7 @@ import { lockStateDir } from '../store/lock.js'
 import { inspectStateDir } from '../store/state-dir.js'
 import { createTamperWatch } from '../store/tamper-watch.js'
 import { mayStayHeld } from '../policy/accept.js'
+import { revokedReason } from '../policy/revocation.js'
 import { LOCAL_SOURCE, type PolicyConfig } from '../sync/acceptor.js'
 import { createSync } from '../sync/index.js'
 import { assertSocketFree, startApiServer } from '../api/server.js'
@@ -99,7 +100,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
         peersConnected: mesh.getPeers().length,
         peersExpected: members.length,
         lastDialError: members.find(m => m.lastError !== undefined)?.lastError,
-        missing: [...store.entries()].filter(e => !e.present).length,
+        // A withdrawn file (its signer revoked) is absent on purpose: not counted as missing.
+        missing: [...store.entries()].filter(e => !e.present && sync.acceptor.held(e.name) !== undefined).length,
         certificate: ownCert?.cert,
         nowMs: clock.nowMs()
       })
@@ -119,6 +121,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     acceptor.events.on('accepted', e => membership.heard(e.source))
     acceptor.events.on('refused', e => { if (e.code === 'ERR_ALREADY_HELD') membership.heard(e.source) })
     antiEntropy.events.on('round', r => membership.heard(r.peer))
+    // Nodes the network's revocation list names are refused at admission and disconnected.
+    acceptor.events.on('revoked', ({ list }) => admission?.setRevoked(key => revokedReason(list.nodes, key)))
     await sync.start()
     stops.push(async () => await sync.stop())
 

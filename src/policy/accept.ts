@@ -6,6 +6,7 @@ import {
 } from '../format/version.js'
 import { printable } from '../format/names.js'
 import { namespaceCertProblem, namespaceOf, type NamespaceTrust } from './namespaces.js'
+import { REVOCATIONS_NAME, revokedReason, type RevocationList } from './revocation.js'
 
 /*
  * The acceptance policy: the one place that decides whether a version is
@@ -15,6 +16,8 @@ import { namespaceCertProblem, namespaceOf, type NamespaceTrust } from './namesp
 
 export interface PolicyContext extends NamespaceTrust {
   networkId: Uint8Array
+  /** The fleet-wide revocation list in force (from the held REVOCATIONS_NAME version); none on an open mesh. */
+  revocations?: RevocationList
   /** file name -> raw public keys allowed to sign it */
   allowlist: ReadonlyMap<string, readonly Uint8Array[]>
   maxClockSkewMs: number
@@ -52,10 +55,12 @@ function refuse (code: ErrorCode, reason: string, retryable = false): Refusal {
   return { ok: false, code, reason, retryable }
 }
 
-type Listing = Pick<PolicyContext, 'allowlist' | 'namespaces' | 'networkKey'>
+type Listing = Pick<PolicyContext, 'allowlist' | 'namespaces' | 'networkKey' | 'revocations'>
 
 /** The keys that may sign `name`: its [files] entry, or the owner its namespace path names. */
 export function signersFor (ctx: Listing, name: string): readonly Uint8Array[] | undefined {
+  // The revocation list is the network key's alone, whatever [files] says.
+  if (name === REVOCATIONS_NAME) return ctx.networkKey !== undefined ? [ctx.networkKey] : undefined
   const listed = ctx.allowlist.get(name)
   if (listed !== undefined) return listed
   const ns = namespaceOf(ctx, name)
@@ -67,9 +72,15 @@ export function isListed (ctx: Listing, name: string): boolean {
   return signersFor(ctx, name) !== undefined
 }
 
-/** Whether `signer` is listed for `name` now. */
+/** Whether `signer` is listed for `name` now, and not revoked fleet-wide. */
 export function signerAllowed (ctx: Listing, name: string, signer: Uint8Array): boolean {
+  if (signerRevoked(ctx, signer) !== undefined) return false
   return signersFor(ctx, name)?.some(k => Buffer.from(k).equals(signer)) === true
+}
+
+/** Why `signer` is revoked by the fleet-wide list, or undefined. */
+export function signerRevoked (ctx: Pick<PolicyContext, 'revocations'>, signer: Uint8Array): string | undefined {
+  return ctx.revocations === undefined ? undefined : revokedReason(ctx.revocations.signers, signer)
 }
 
 /**
@@ -130,6 +141,10 @@ export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ct
   if (signers === undefined) {
     const ns = namespaceOf(ctx, v.name)
     return refuse('ERR_NAME_NOT_ALLOWED', ns !== undefined && 'problem' in ns ? ns.problem : `"${printable(v.name)}" is not listed in [files]`)
+  }
+  const revoked = signerRevoked(ctx, v.signer)
+  if (revoked !== undefined) {
+    return refuse('ERR_REVOKED', `signer ${Buffer.from(v.signer).toString('base64')} is revoked by the network's revocation list (${revoked})`)
   }
   if (!signerAllowed(ctx, v.name, v.signer)) {
     return refuse('ERR_SIGNER_NOT_ALLOWED', `signer ${Buffer.from(v.signer).toString('base64')} is not listed for "${printable(v.name)}"`)

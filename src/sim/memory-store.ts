@@ -84,6 +84,11 @@ export function memoryStore (clock: Clock): Store {
         for (let off = 0; off < data.length; off += chunkBytes) yield data.subarray(off, off + chunkBytes)
       })()
     },
+    async withdraw (name) {
+      contents.delete(name)
+      const held = index.get(name)
+      if (held !== undefined) held.present = false
+    },
     stage: async () => stageInMemory(),
     commitStaged: async (version, staged, opts) => await store.commit(version, (staged as ReturnType<typeof stageInMemory> | undefined)?.bytes() ?? new Uint8Array(0), opts),
     // Nothing on disk to tamper with, and nothing to close.

@@ -112,6 +112,12 @@ export interface Store {
    * Undefined when all was well. Serialised with commits of that name.
    */
   check: (rel: string) => Promise<RepairReport | undefined>
+  /**
+   * Removes the file of a held version whose signer was revoked (fail closed):
+   * from files/ and keep/, keeping the envelope, and never restored. Any
+   * version the policy accepts replaces it.
+   */
+  withdraw: (name: string) => Promise<void>
   /** Removes the files of held versions that have expired; returns their names. */
   expire: () => Promise<string[]>
   /** Resolves once every commit started so far has finished (for a clean stop). */
@@ -186,6 +192,8 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
   const locks = new Map<string, Promise<void>>()
   /** Names whose expired content has been removed. */
   const expired = new Set<string>()
+  /** Names whose content was withdrawn (its signer revoked): absent on purpose, never restored from keep/. */
+  const withdrawn = new Set<string>()
   /** (ino, size, mtime, ctime) of files/<name> when last verified: a check whose stat is unchanged skips the hash. */
   const fingerprints = new Map<string, string>()
   /** Collisions already reported, so a name retried by every sync round is reported once. */
@@ -249,7 +257,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
    */
   async function settle (name: string, rollForward: boolean): Promise<RepairReport | undefined> {
     const held = index.get(name)
-    const expected = held !== undefined && held.version.kind === VersionKind.File && !isExpired(held.version, clock.nowMs()) ? held : undefined
+    const expected = held !== undefined && held.version.kind === VersionKind.File && !isExpired(held.version, clock.nowMs()) && !withdrawn.has(name) ? held : undefined
     let files
     try {
       files = await openParent(dirs.files, name, expected !== undefined)
@@ -267,7 +275,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
         if (st === undefined || st.isDirectory()) return undefined
         const where = await moveAside(dir, base, name)
         await unlinkName(dirs.keep, name)
-        const why = held === undefined ? 'no version of it is held' : held.version.kind === VersionKind.Tombstone ? 'it was deleted by a tombstone' : 'it has expired'
+        const why = held === undefined ? 'no version of it is held' : held.version.kind === VersionKind.Tombstone ? 'it was deleted by a tombstone' : withdrawn.has(name) ? 'its signer was revoked' : 'it has expired'
         return { name, action: 'moved-aside', reason: `files/${printable(name)} appeared, but ${why}; moved to ${where}` }
       }
       if (st !== undefined && expected.present && fingerprints.get(name) === fingerprint(st)) return undefined
@@ -508,6 +516,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       fingerprints.delete(name)
     }
     expired.delete(name)
+    withdrawn.delete(name)
     return { committed: true }
   }
 
@@ -634,6 +643,25 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
         })
       }
       return due.map(e => e.name)
+    },
+    async withdraw (name) {
+      await withLock(name, async () => {
+        const held = index.get(name)
+        if (held === undefined) return
+        for (const root of [dirs.files, dirs.keep]) {
+          const p = await openParentIfSafe(root, name)
+          if (p === undefined) continue
+          try {
+            await unlinkEntry(p.dir, p.base)
+            await p.dir.sync()
+          } finally {
+            await p.release()
+          }
+        }
+        fingerprints.delete(name)
+        withdrawn.add(name)
+        held.present = false
+      })
     },
     async flush () {
       await Promise.all(locks.values())

@@ -3,7 +3,7 @@ import { DmError, describeError } from '../errors.js'
 import { printable } from '../format/names.js'
 import { hex, versionId, VersionKind, type SignedVersion } from '../format/version.js'
 import {
-  advertisable, checkContent, checkDigest, checkHeader, effectiveHeld, isListed, supersedes,
+  advertisable, checkContent, checkDigest, checkHeader, effectiveHeld, isListed, signerRevoked, supersedes,
   type PolicyContext, type Refusal, type Verdict
 } from '../policy/accept.js'
 import { MAX_INLINE_BYTES, type IndexEntry } from '../protocol/messages.js'
@@ -12,6 +12,7 @@ import type { HeldEntry, Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
 import { Events } from '../util/events.js'
 import type { Log } from '../util/log.js'
+import { NO_REVOCATIONS, REVOCATIONS_NAME, parseRevocations, type RevocationList } from '../policy/revocation.js'
 
 /*
  * The Acceptor: the one way a version gets into the store, from any source
@@ -54,6 +55,8 @@ export interface AcceptorEvents {
   accepted: { entry: HeldEntry, content: Uint8Array, source: string }
   /** A version was refused; `code` is its ERR_* reason. */
   refused: { code: string, source: string }
+  /** A revocation list came into force. */
+  revoked: { list: RevocationList }
   /** Held versions expired and their files were removed. */
   expired: { entries: HeldEntry[] }
   /** What is advertised may have changed without a commit: an expiry, or a new allowlist. */
@@ -68,8 +71,8 @@ export interface AcceptorComponents {
 
 export interface Acceptor {
   readonly events: Events<AcceptorEvents>
-  /** Starts the expiry sweep. */
-  start: () => void
+  /** Puts the held revocation list in force and starts the expiry sweep. */
+  start: () => Promise<void>
   /** Stops the sweep and waits for commits under way. */
   stop: () => Promise<void>
   /** Swaps the allowlist and clock skew (SIGHUP); revocation follows at once. */
@@ -113,8 +116,36 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   let cancelSweep = (): void => {}
   let running = false
 
-  const ctx = (): PolicyContext => ({ ...policy, nowMs: clock.nowMs() })
-  const held = (name: string): HeldEntry | undefined => effectiveHeld(policy, store.get(name))
+  /** The fleet-wide revocation list in force: kept apart from the config's policy, so a reload does not drop it. */
+  let revocations: RevocationList = NO_REVOCATIONS
+  const rules = (): PolicyConfig => ({ ...policy, revocations })
+  const ctx = (): PolicyContext => ({ ...rules(), nowMs: clock.nowMs() })
+  const held = (name: string): HeldEntry | undefined => effectiveHeld(rules(), store.get(name))
+
+  /**
+   * Puts a revocation list in force: versions its signers signed fail closed
+   * (their files are withdrawn at once, and any valid version replaces them),
+   * and the other services hear which nodes are revoked.
+   */
+  async function applyRevocations (content: Uint8Array): Promise<void> {
+    let list: RevocationList
+    try {
+      list = parseRevocations(content)
+    } catch (err) {
+      log.error({ name: REVOCATIONS_NAME, err: describeError(err) }, 'revocation list cannot be read; the previous one stays in force')
+      return
+    }
+    revocations = list
+    for (const e of [...store.entries()]) {
+      const why = signerRevoked(rules(), e.version.signer)
+      if (why === undefined || !e.present) continue
+      await store.withdraw(e.name)
+      log.warn({ name: e.name, signer: Buffer.from(e.version.signer).toString('base64'), reason: why }, 'signer revoked; file withdrawn')
+    }
+    log.info({ signers: list.signers.length, nodes: list.nodes.length }, 'revocation list in force')
+    events.emit('revoked', { list })
+    events.emit('changed', undefined)
+  }
 
   function refuse (v: SignedVersion, r: Refusal, source: string): Refusal {
     events.emit('refused', { code: r.code, source })
@@ -215,7 +246,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     }
     events.emit('verified', { version: v, content, source })
     const candidate = { timestampMs: v.timestampMs, id }
-    const opts = { replaces: (h: HeldEntry | undefined) => supersedes(candidate, effectiveHeld(policy, h)) }
+    const opts = { replaces: (h: HeldEntry | undefined) => supersedes(candidate, effectiveHeld(rules(), h)) }
     const commit = staged !== undefined ? store.commitStaged(v, staged, opts) : store.commit(v, content, opts)
     commits.add(commit)
     const committed = await commit.finally(() => commits.delete(commit)).then(r => r.committed)
@@ -230,6 +261,11 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     const entry = store.get(v.name) as HeldEntry
     log.info({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
     events.emit('accepted', { entry, content, source })
+    if (v.name === REVOCATIONS_NAME) {
+      // A tombstone of the list lifts every revocation.
+      const list = v.kind === VersionKind.File ? await store.readContent(REVOCATIONS_NAME) : Buffer.from('{}')
+      if (list !== undefined) await applyRevocations(list)
+    }
     return { ok: true }
   }
 
@@ -255,8 +291,14 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
 
   return {
     events,
-    start () {
+    async start () {
       running = true
+      // The list held from an earlier run is in force before anything is received.
+      const held = store.get(REVOCATIONS_NAME)
+      if (held !== undefined && held.version.kind === VersionKind.File) {
+        const content = await store.readContent(REVOCATIONS_NAME)
+        if (content !== undefined) await applyRevocations(content)
+      }
       const tick = (): void => {
         if (!running) return
         cancelSweep = clock.after(init.tuning.expirySweepMs, () => {
@@ -277,10 +319,10 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
       blocked.clear()
       events.emit('changed', undefined)
     },
-    listed: name => isListed(policy, name),
+    listed: name => isListed(rules(), name),
     held,
     check: v => checkHeader(v, held(v.name), ctx()),
-    wants: e => isListed(policy, e.name) && supersedes(e, held(e.name)) && !blocked.has(hex(e.id)),
+    wants: e => isListed(rules(), e.name) && supersedes(e, held(e.name)) && !blocked.has(hex(e.id)),
     advertised: e => advertisable(ctx(), e),
     ingest,
     ingestStaged,

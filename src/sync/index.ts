@@ -51,7 +51,7 @@ export function createSync (components: SyncComponents, init: { policy: PolicyCo
     push,
     antiEntropy,
     async start () {
-      acceptor.start()
+      await acceptor.start()
       await fetch.start()
       await push.start()
       await antiEntropy.start()

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR, type Config } from '../config/config.js'
-import { checkAddresses, loadConfig } from '../config/load.js'
+import { checkAddresses, isLoopbackListen, loadConfig } from '../config/load.js'
 import { configOption, str, type Command } from './command.js'
 import { warn } from './output.js'
 
@@ -52,6 +52,13 @@ export const configCheck: Command = {
     const cfg = loadConfig(file)
     await checkAddresses(cfg, file)
     for (const w of rootOnlyDefaults(cfg, file)) warn(w)
+    if (cfg.metrics.listen !== '' && !isLoopbackListen(cfg.metrics.listen)) {
+      warn(`metrics.listen: ${cfg.metrics.listen} is reachable from other machines: /metrics shows the names held, their ages and the peer counts; let only your Prometheus reach it (firewall)`)
+    }
+    if (fs.existsSync(cfg.stateDir)) {
+      const { inspectStateDir } = await import('../store/state-dir.js')
+      for (const f of await inspectStateDir(cfg.stateDir)) warn(`${f.fatal ? 'error' : 'warning'}: ${f.message}`)
+    }
     process.stdout.write(`${file}: OK (network "${cfg.network.id}", ${cfg.files.size} file name${cfg.files.size === 1 ? '' : 's'} allowed${cfg.namespaces.size > 0 ? `, ${cfg.namespaces.size} namespace${cfg.namespaces.size === 1 ? '' : 's'}` : ''})\n`)
     process.stdout.write(cfg.network.key === undefined
       ? 'mesh: open: no [network] key, so any node that knows the network id may join, read every file and learn every member\n'

@@ -69,8 +69,8 @@ const schema = table({
   metrics: v.optional(table({
     listen: v.optional(v.pipe(
       str(false),
-      v.check(s => s === '' || /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}$/.test(s),
-        issue => `"${printable(String(issue.input))}" must be a loopback host:port such as 127.0.0.1:9464`)
+      v.check(s => s === '' || /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(s),
+        issue => `"${printable(String(issue.input))}" must be host:port, such as 127.0.0.1:9464`)
     ))
   })),
   hooks: v.optional(v.array(table({
@@ -290,6 +290,11 @@ function namespaceTable (table: Record<string, unknown>, files: Map<string, Uint
     }
   }
   return out
+}
+
+/** Whether a metrics host:port is reachable only from this machine. */
+export function isLoopbackListen (listen: string): boolean {
+  return /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}$/.test(listen)
 }
 
 /**

@@ -172,7 +172,9 @@ test('scalar fields: types, ranges and enumerations', () => {
   onlyProblem('[network]\nid = ""\n', /network\.id: must not be empty/)
   onlyProblem('state_dir = 5\n', /state_dir: must be a string/)
   onlyProblem('network = 5\n', /"network" must be a table/)
-  onlyProblem('[metrics]\nlisten = "0.0.0.0:9464"\n', /metrics\.listen: .* must be a loopback host:port/)
+  onlyProblem('[metrics]\nlisten = "9464"\n', /metrics\.listen: .* must be host:port/)
+  // A central Prometheus may need another address: allowed when set explicitly (dm config check warns).
+  assert.equal(parseConfig('[metrics]\nlisten = "0.0.0.0:9464"\n').metrics.listen, '0.0.0.0:9464')
   for (const ok of ['127.0.0.1:9464', 'localhost:1', '[::1]:9464', '']) {
     assert.equal(parseConfig(`[metrics]\nlisten = ${JSON.stringify(ok)}\n`).metrics.listen, ok)
   }

@@ -192,6 +192,26 @@ echo end >>${CONSUMER_LOG}
   check('systemctl stop is clean: exit status 0, result success, within 10 s',
     stop.code === 0 && afterStop.ActiveState === 'inactive' && afterStop.Result === 'success' && afterStop.ExecMainCode === '1' && afterStop.ExecMainStatus === '0' && stop.ms < 10_000,
     `${stop.code} ${stop.ms} ms ${JSON.stringify(afterStop)}`)
+
+  // Node outside systemd's PATH: the unit fails to start, and the drop-in its
+  // comment gives (taken from the installed unit, word for word) fixes it.
+  const unitText = fs.readFileSync('/etc/systemd/system/data-mesher.service', 'utf8')
+  const dropIn = /systemctl edit data-mesher`:\n((?:# {3}.*\n)+)/.exec(unitText)?.[1].replace(/^# {3}/gm, '') ?? ''
+  const nodeDir = /^Environment=PATH=([^:\n]+):/m.exec(dropIn)?.[1]
+  if (nodeDir === undefined) throw new Error(`no PATH drop-in in the unit's comments: ${JSON.stringify(dropIn)}`)
+  fs.mkdirSync(nodeDir, { recursive: true })
+  fs.renameSync('/usr/local/bin/node', `${nodeDir}/node`)
+  const without = await run('systemctl', ['start', 'data-mesher'], { timeoutMs: 100_000 })
+  fs.mkdirSync('/etc/systemd/system/data-mesher.service.d')
+  fs.writeFileSync('/etc/systemd/system/data-mesher.service.d/override.conf', dropIn)
+  await must('systemctl', ['daemon-reload'])
+  await must('systemctl', ['reset-failed', 'data-mesher'])
+  const withDropIn = await run('systemctl', ['start', 'data-mesher'], { timeoutMs: 100_000 })
+  const statusMoved = await run(`${nodeDir}/node`, ['/usr/local/bin/dm', 'status', '--json'])
+  check('with node outside systemd\'s PATH the unit fails, and the drop-in its comment gives makes it start',
+    without.code !== 0 && withDropIn.code === 0 && statusMoved.code === 0,
+    `without ${without.code}, with ${withDropIn.code} ${withDropIn.stderr}, status ${statusMoved.code}; drop-in:\n${dropIn}`)
+  await run('systemctl', ['stop', 'data-mesher'])
   results.figures.failedUnits = (await run('systemctl', ['list-units', '--failed', '--plain', '--no-legend'])).stdout.trim()
 }
 

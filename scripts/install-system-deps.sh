@@ -23,3 +23,15 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "missing: ${need[*]} (install them with apt-get)" >&2
   fi
 fi
+
+# npm run test:systemd: a Debian root booted with systemd as PID 1 (systemd-nspawn), built by debootstrap.
+need_systemd_test=()
+command -v systemd-nspawn >/dev/null || need_systemd_test+=(systemd-container)
+command -v debootstrap >/dev/null || need_systemd_test+=(debootstrap)
+if [ ${#need_systemd_test[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_systemd_test[@]}" >/dev/null
+  else
+    echo "missing: ${need_systemd_test[*]} (install them with apt-get)" >&2
+  fi
+fi

@@ -157,7 +157,7 @@ in
 
     systemd.services.data-mesher = {
       description = "data-mesher: replicate signed files across the fleet";
-      documentation = [ "https://github.com/data-mesher/data-mesher" ];
+      documentation = [ "file:${cfg.package}/lib/node_modules/data-mesher/README.md" ];
       wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];

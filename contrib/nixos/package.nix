@@ -1,10 +1,10 @@
 # data-mesher built from this checkout with nixpkgs' buildNpmPackage.
 #   pkgs.callPackage ./contrib/nixos/package.nix { }
 # importNpmLock fetches each locked tarball by its integrity hash, so there is
-# no npmDepsHash to keep up to date. Needs nixpkgs 24.05 or later
-# (importNpmLock, lib.fileset). Not built in this repository's CI; see
+# no npmDepsHash to keep up to date. Needs nixpkgs 25.05 or later
+# (importNpmLock, lib.fileset, nodejs_24). Not built in this repository's CI; see
 # docs/NIXOS.md for what has and has not been checked.
-{ lib, buildNpmPackage, importNpmLock, nodejs_20 }:
+{ lib, buildNpmPackage, importNpmLock, nodejs_24 }:
 
 let
   root = ../..;
@@ -33,7 +33,8 @@ buildNpmPackage {
   pname = pkg.name;
   inherit (pkg) version;
   inherit src;
-  nodejs = nodejs_20;
+  # Node 24, the Active LTS line (Node 20 reached end of life in April 2026).
+  nodejs = nodejs_24;
 
   npmDeps = importNpmLock {
     npmRoot = src;

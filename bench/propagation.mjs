@@ -16,7 +16,7 @@ import {
   CLK_TCK, foreignMeter, loadLine, memoryBreakdown, procStats, waitQuiet, Cluster, DM, NODE, machineLine, max, median, mib, min, ms, now, parseArgs, percentile, printTable, ratio, runTimed, sleep, tempDir, watchArrivals
 } from './lib.mjs'
 import { LossyNet } from './netns.mjs'
-import { EVENT_FILE, SERF_PAYLOAD_BYTES, SerfFleet, serfBinary } from './serf.mjs'
+import { EVENT_FILE, SERF_PAYLOAD_BYTES, SerfFleet, serfVersion } from './serf.mjs'
 
 const opts = parseArgs({
   nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 7000, warm: false, poll: 25, baselines: 10,
@@ -36,7 +36,7 @@ console.log(`propagation: ${N} daemons (${opts.topology === 'star' ? 'all bootst
 console.log(`mode: ${mode}`)
 console.log(machineLine())
 console.log(await loadLine())
-if (opts.baseline === 'serf') serfBinary() // fail now, not after the daemons' runs
+if (opts.baseline === 'serf') console.log(`serf: ${serfVersion()}`) // and fail now if it is missing, not after the daemons' runs
 
 const net = opts.lossy ? new LossyNet({ n: N, delayMs: opts.delayMs, jitterMs: opts.jitterMs, loss: opts.loss }) : undefined
 if (net !== undefined) {

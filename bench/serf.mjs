@@ -1,4 +1,4 @@
-// HashiCorp Serf agents (Debian's `serf`, 0.9) as a same-run baseline for
+// HashiCorp Serf agents (Debian's `serf`, which reports 0.8.2-dev) as a same-run baseline for
 // propagation.mjs: N agents joined the way the daemons bootstrap, a user event
 // timed from just before `serf event` until every agent's event handler has
 // written the payload to a file the benchmark watches, as it watches dm's
@@ -21,6 +21,10 @@ export function serfBinary () {
   try { return fs.realpathSync(execFileSync('sh', ['-c', 'command -v serf'], { encoding: 'utf8' }).trim()) } catch {
     throw new Error('serf is not installed: run scripts/install-system-deps.sh (Debian package serf)')
   }
+}
+
+export function serfVersion () {
+  return execFileSync(serfBinary(), ['version'], { encoding: 'utf8' }).split('\n')[0].trim()
 }
 
 export class SerfAgent {

@@ -83,7 +83,10 @@ ${deviceXml}
   }
 
   start (bin) {
-    const env = { ...CHILD_ENV, STNOUPGRADE: '1', STNODEFAULTFOLDER: '1' }
+    // STMONITORED: run as one process. Without it Syncthing forks a worker
+    // under a monitor process (even with --no-restart), and the worker's CPU
+    // would count as other people's load here.
+    const env = { ...CHILD_ENV, STNOUPGRADE: '1', STNODEFAULTFOLDER: '1', STMONITORED: 'yes' }
     this.proc = track(spawn(bin, ['serve', `--home=${this.home}`, '--no-browser', '--no-restart', '--no-upgrade'], { env, stdio: ['ignore', 'pipe', 'pipe'] }))
     const keep = (d) => { this.output = (this.output + d).slice(-16384) }
     this.proc.stdout.on('data', keep)

@@ -34,12 +34,17 @@ export const CHILD_ENV = (() => {
 
 const children = new Set()
 const tempDirs = new Set()
+const cleanups = []
+
+/** Registers a synchronous clean-up step (e.g. deleting network namespaces), run after the children are killed. */
+export function onCleanup (fn) { cleanups.push(fn) }
 
 function cleanupSync () {
   for (const p of children) {
     if (p.exitCode === null && p.signalCode === null) { try { p.kill('SIGKILL') } catch {} }
   }
   children.clear()
+  for (const fn of cleanups.splice(0).reverse()) { try { fn() } catch {} }
   for (const d of tempDirs) { try { fs.rmSync(d, { recursive: true, force: true }) } catch {} }
   tempDirs.clear()
 }
@@ -248,18 +253,20 @@ export async function freePort () {
 }
 
 /**
- * Runs `node args...` to completion and times it from just before spawn() to
+ * Runs `node args...` (or `command args...`, optionally behind a `prefix`
+ * such as nsenter) to completion and times it from just before spawn() to
  * the child's exit. Output is collected; a timeout kills it.
  */
-export async function runTimed (args, { cwd, timeoutMs = 60_000, env = CHILD_ENV } = {}) {
+export async function runTimed (args, { cwd, timeoutMs = 60_000, env = CHILD_ENV, command = NODE, prefix = [] } = {}) {
   return await new Promise((resolve, reject) => {
     const t0 = now()
-    const p = track(spawn(NODE, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }))
+    const argv = [...prefix, command, ...args]
+    const p = track(spawn(argv[0], argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }))
     let stdout = ''
     let stderr = ''
     p.stdout.on('data', d => { stdout += d })
     p.stderr.on('data', d => { stderr += d })
-    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`timed out: node ${args.join(' ')}`)) }, timeoutMs)
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`timed out: ${argv.join(' ')}`)) }, timeoutMs)
     p.once('error', err => { clearTimeout(timer); reject(err) })
     p.once('exit', (code, signal) => {
       const t1 = now()
@@ -330,6 +337,35 @@ export function procStats (pid) {
   const children = Number(rest[13]) + Number(rest[14]) // cutime + cstime: exited, waited-for children
   return { rss: kb('VmRSS'), hwm: kb('VmHWM'), utime, stime, ticks: utime + stime, ticksWithChildren: utime + stime + children }
 }
+
+/**
+ * Where a process's resident memory is, in bytes, from /proc/PID/smaps:
+ * rss, pss (its proportional share of pages shared with others), shared and
+ * private pages, and `binary`: the resident pages mapped from the executable
+ * `exe` (e.g. the node binary), `binaryShared` of them shared with another
+ * process (e.g. the other daemons running the same binary).
+ */
+export function memoryBreakdown (pid, exe) {
+  const text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8')
+  const out = { rss: 0, pss: 0, shared: 0, private: 0, binary: 0, binaryShared: 0 }
+  let inBinary = false
+  for (const line of text.split('\n')) {
+    const m = line.match(/^(\w+):\s+(\d+) kB$/)
+    if (m === null) {
+      // A mapping header: "start-end perms offset dev inode   pathname".
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inBinary = line.trim().split(/\s+/).slice(5).join(' ') === exe
+      continue
+    }
+    const bytes = Number(m[2]) * 1024
+    switch (m[1]) {
+      case 'Rss': out.rss += bytes; if (inBinary) out.binary += bytes; break
+      case 'Pss': out.pss += bytes; break
+      case 'Shared_Clean': case 'Shared_Dirty': out.shared += bytes; if (inBinary) out.binaryShared += bytes; break
+      case 'Private_Clean': case 'Private_Dirty': out.private += bytes; break
+    }
+  }
+  return out
+}
 export const CLK_TCK = 100 // getconf CLK_TCK on Linux (USER_HZ is 100 on every mainstream kernel)
 
 // ---------------------------------------------------------------- signing keys
@@ -379,7 +415,10 @@ export class DaemonNode {
     this.startedAt = undefined
   }
 
-  get addr () { return `/ip4/127.0.0.1/tcp/${this.port}/p2p/${this.peerId}` }
+  get host () { return this.cluster.opts.hostOf(this.index) }
+  /** Command prefix that runs a process in this node's network (nsenter into its namespace); [] on the host. */
+  get prefix () { return this.cluster.opts.prefixOf(this.index) }
+  get addr () { return `/ip4/${this.host}/tcp/${this.port}/p2p/${this.peerId}` }
   get pid () { return this.proc?.pid }
   get running () { return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null }
 
@@ -391,7 +430,7 @@ export class DaemonNode {
       `log_level = ${JSON.stringify(c.logLevel)}`,
       '[network]',
       `id = ${JSON.stringify(c.networkId)}`,
-      `listen = ["/ip4/127.0.0.1/tcp/${this.port}"]`,
+      `listen = ["/ip4/${this.host}/tcp/${this.port}"]`,
       `bootstrap = ${JSON.stringify(this.bootstrap)}`,
       c.pushPullIntervalMs !== undefined ? `push_pull_interval_ms = ${c.pushPullIntervalMs}` : '',
       c.networkExtra ?? '',
@@ -417,7 +456,8 @@ export class DaemonNode {
     this.output = ''
     this.readyAt = undefined
     this.startedAt = now()
-    const proc = track(spawn(NODE, [...nodeArgs, script, 'daemon', '--config', this.configPath], { cwd: this.dir, env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] }))
+    const argv = [...this.prefix, NODE, ...nodeArgs, script, 'daemon', '--config', this.configPath]
+    const proc = track(spawn(argv[0], argv.slice(1), { cwd: this.dir, env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] }))
     this.proc = proc
     const cap = this.cluster.opts.outputCap
     const keep = (d) => { this.output = (this.output + d).slice(-cap) }
@@ -467,9 +507,14 @@ export class DaemonNode {
  * every other node bootstraps from node 0.
  */
 export class Cluster {
-  constructor ({ names, prefix = 'dm-bench-', logLevel = 'warn', networkId = 'bench-net', pushPullIntervalMs, networkExtra, outputCap = 65536 } = {}) {
+  /**
+   * hostOf(i): the address daemon i listens on (127.0.0.1 unless it has a
+   * network namespace of its own); prefixOf(i): the command prefix that runs
+   * a process in its network (nsenter ...), [] on the host.
+   */
+  constructor ({ names, prefix = 'dm-bench-', logLevel = 'warn', networkId = 'bench-net', pushPullIntervalMs, networkExtra, outputCap = 65536, hostOf = () => '127.0.0.1', prefixOf = () => [] } = {}) {
     this.root = tempDir(prefix)
-    this.opts = { logLevel, networkId, pushPullIntervalMs, networkExtra, outputCap }
+    this.opts = { logLevel, networkId, pushPullIntervalMs, networkExtra, outputCap, hostOf, prefixOf }
     this.key = newSigningKey(this.root)
     this.names = names
     this.nodes = []

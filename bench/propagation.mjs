@@ -1,148 +1,269 @@
 #!/usr/bin/env node
-// Propagation latency: from the start of spawning `dm publish FILE` (a 1 KiB
+// Propagation latency: from just before spawning `dm publish FILE` (a 1 KiB
 // file) on one daemon until the identical bytes are in state/files/ of all N
-// daemons. Baselines measured in the same run: `node -e 0` start-up and the
-// `dm publish` process's own wall time (spawn to exit).
+// daemons. Baselines measured in the same run: `node -e 0` start-up, the
+// `dm publish` process's own wall time, and with --baseline serf, N Serf
+// agents joined the same way, an event timed from just before `serf event`
+// until every agent's handler has written its payload. Also: the idle CPU of
+// each fleet, the CPU one publish costs it, and the memory per process.
 //
-//   node bench/propagation.mjs [--nodes 10] [--runs 7] [--from N-1] [--settle 5000]
+//   node bench/propagation.mjs [--nodes 10] [--baseline serf] [--warm] [--lossy] [--topology star|random]
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {
-  CLK_TCK, foreignMeter, loadLine, procStats, waitQuiet, Cluster, DM, dm, machineLine, max, median, min, ms, now, parseArgs, percentile, printTable, ratio, runTimed, sleep, watchArrivals
+  CLK_TCK, foreignMeter, loadLine, memoryBreakdown, procStats, waitQuiet, Cluster, DM, NODE, machineLine, max, median, mib, min, ms, now, parseArgs, percentile, printTable, ratio, runTimed, sleep, tempDir, watchArrivals
 } from './lib.mjs'
+import { LossyNet } from './netns.mjs'
+import { EVENT_FILE, SERF_PAYLOAD_BYTES, SerfFleet, serfVersion } from './serf.mjs'
 
-const opts = parseArgs({ nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 1000, poll: 25, baselines: 10, connectTimeout: 600_000, quiet: 0.15, quietWait: 120_000, idleSample: 2000, timeout: 60_000, topology: 'star', stall: 180_000 })
+const opts = parseArgs({
+  nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 7000, warm: false, poll: 25, baselines: 10,
+  connectTimeout: 600_000, quiet: 0.15, quietWait: 120_000, idle: 10_000, idleSample: 2000, tail: 1000, timeout: 60_000,
+  topology: 'star', stall: 180_000, baseline: 'none', lossy: false, delayMs: 10, jitterMs: 3, loss: 0.01
+})
 if (!['star', 'random'].includes(opts.topology)) throw new Error('--topology is star or random')
+if (!['none', 'serf'].includes(opts.baseline)) throw new Error('--baseline is none or serf')
+if (opts.warm) opts.gap = 1000
 const N = opts.nodes
 const NAME = 'prop.bin'
 if (N < 2) throw new Error('--nodes must be at least 2')
 const from = opts.from < 0 ? N - 1 : opts.from
+const mode = opts.warm ? `WARM: rounds ${opts.gap} ms apart (push streams still open; not what real, minutes-apart publishes see)` : `cold: rounds ${opts.gap} ms apart (past every idle time-out, as real publishes are)`
 
-console.log(`propagation: ${N} daemons (${opts.topology === 'star' ? 'all bootstrap from n0' : 'each bootstraps from n0 and 2 random earlier daemons'}), ${opts.runs} runs, ${opts.size} B file, published on n${from}${from === 0 ? ' (the bootstrap node)' : ' (not the bootstrap node)'}`)
+console.log(`propagation: ${N} daemons (${opts.topology === 'star' ? 'all bootstrap from n0' : 'each bootstraps from n0 and 2 random earlier daemons'}), ${opts.runs} runs, ${opts.size} B file, published on n${from}${from === 0 ? ' (the bootstrap node)' : ' (not the bootstrap node)'}${opts.baseline === 'serf' ? `; baseline: ${N} Serf agents joined the same way, ${SERF_PAYLOAD_BYTES} B event` : ''}`)
+console.log(`mode: ${mode}`)
 console.log(machineLine())
 console.log(await loadLine())
+if (opts.baseline === 'serf') console.log(`serf: ${serfVersion()}`) // and fail now if it is missing, not after the daemons' runs
 
-const cluster = new Cluster({ names: [NAME], prefix: 'dm-bench-prop-' })
-try {
-  const tSetup = now()
-  // star: every node bootstraps from n0 (as test/helpers/cluster.ts).
-  // random: from n0 and up to 2 random earlier nodes, so joining does not depend on n0 accepting everyone.
-  const pick = (nodes, k) => [...nodes].sort(() => Math.random() - 0.5).slice(0, k)
-  await cluster.create(N, opts.topology === 'star' ? {} : { bootstrap: (i, nodes) => [nodes[0], ...pick(nodes.slice(1, i), 2)] })
-  // Progress lines for big clusters, at most one every 10 s.
-  let lastNote = now()
-  const note = (what) => (done, total, pending = []) => {
-    if (N >= 30 && (now() - lastNote > 10_000 || done === total)) {
-      lastNote = now()
-      const short = pending.length > 0 ? ` (not yet: ${pending.slice(0, 8).map(n => n.name).join(' ')}${pending.length > 8 ? ' ...' : ''})` : ''
-      console.log(`  ${((now() - tSetup) / 1000).toFixed(0)} s: ${done}/${total} ${what}, load average ${os.loadavg()[0].toFixed(1)}${short}`)
-    }
+const net = opts.lossy ? new LossyNet({ n: N, delayMs: opts.delayMs, jitterMs: opts.jitterMs, loss: opts.loss }) : undefined
+if (net !== undefined) {
+  await net.up()
+  console.log(`network: ${net.description}`)
+} else console.log('network: 127.0.0.1 (loopback), no added latency or loss')
+const placement = net === undefined ? {} : { hostOf: (i) => net.hostOf(i), prefixOf: (i) => net.prefixOf(i) }
+
+// star: every node joins through n0 (as test/helpers/cluster.ts).
+// random: through n0 and up to 2 random earlier nodes, so joining does not depend on n0 accepting everyone.
+const pick = (xs, k) => [...xs].sort(() => Math.random() - 0.5).slice(0, k)
+const joinOf = (i, earlier) => opts.topology === 'star' ? [earlier[0]] : [earlier[0], ...pick(earlier.slice(1, i), 2)]
+
+const tSetup0 = now()
+let lastNote = now()
+/** Progress lines for big fleets, at most one every 10 s. */
+const note = (what) => (done, total, pending = []) => {
+  if (N >= 30 && (now() - lastNote > 10_000 || done === total)) {
+    lastNote = now()
+    const short = pending.length > 0 ? ` (not yet: ${pending.slice(0, 8).map(n => n.name).join(' ')}${pending.length > 8 ? ' ...' : ''})` : ''
+    console.log(`  ${((now() - tSetup0) / 1000).toFixed(0)} s: ${done}/${total} ${what}, load average ${os.loadavg()[0].toFixed(1)}${short}`)
   }
-  await cluster.startAll({ concurrency: opts.concurrency, progress: note('daemons ready') })
-  const tStarted = now()
-  await cluster.waitConnected({ min: 1, timeoutMs: opts.connectTimeout, pollMs: N >= 30 ? 1000 : 250, progress: note('daemons with a peer'), stallMs: opts.stall })
-  const tConnected = now()
-  // CPU of all daemons together (utime+stime from /proc) while the mesh is idle, then per publish.
-  const meshTicks = () => cluster.nodes.reduce((sum, n) => sum + procStats(n.pid).ticks, 0)
-  const idle0 = { ticks: meshTicks(), t: now() }
+}
+
+const ticksOf = (pids) => pids.reduce((sum, pid) => { try { return sum + procStats(pid).ticks } catch { return sum } }, 0)
+const cpuMsPerS = (pids, t0, ticks0) => (ticksOf(pids) - ticks0) * (1000 / CLK_TCK) / ((now() - t0) / 1000)
+
+/**
+ * The measurements both systems get alike, once their fleet is up and
+ * connected: CPU over an idle window, memory per process, one un-timed
+ * warm-up, then timed rounds. `publish(payload)` returns runTimed's result;
+ * `newPayload()` returns [the bytes every member must end up with, what to
+ * publish]; `targets` have filesDir and file() for watchArrivals.
+ */
+async function measure ({ label, pids, exe, targets, fileName, newPayload, publish }) {
   await sleep(opts.settle)
-  const idleCpuMsPerS = (meshTicks() - idle0.ticks) * (1000 / CLK_TCK) / ((now() - idle0.t) / 1000)
-  const counts = await cluster.peerCounts()
-  console.log(`setup: ${N} daemons ready in ${ms(tStarted - tSetup)} (<= ${opts.concurrency} starting at once), all with >= 1 peer after ${ms(tConnected - tStarted)} more, then settled ${opts.settle} ms`)
-  console.log(`connected peers per daemon after settling: min ${min(counts)}, median ${median(counts)}, max ${max(counts)}`)
-  console.log(`idle mesh: all ${N} daemons together use ${(idleCpuMsPerS / 10).toFixed(1)}% of one core (${(idleCpuMsPerS / 10 / N).toFixed(2)}% each) while settling`)
+  const idleT0 = now()
+  const idleTicks0 = ticksOf(pids())
+  await sleep(opts.idle)
+  const idleMsPerS = cpuMsPerS(pids(), idleT0, idleTicks0)
+  const mem = pids().map(pid => memoryBreakdown(pid, exe))
 
-  const publisher = cluster.nodes[from]
-  const file = path.join(cluster.root, NAME)
-
-  // Warm-up: one publish that is not counted (page cache, first libp2p streams).
-  {
-    const content = crypto.randomBytes(opts.size)
-    fs.writeFileSync(file, content)
-    const w = watchArrivals(cluster.nodes, NAME, content, { pollMs: opts.poll })
-    await dm(['publish', file, '--key', cluster.key.path, '--config', publisher.configPath])
-    await Promise.race([w.all, sleep(opts.timeout)])
+  const publisher = targets[from]
+  const round = async () => {
+    const [expected, payload] = newPayload()
+    const w = watchArrivals(targets, fileName, expected, { pollMs: opts.poll })
+    const cpu0 = { ticks: ticksOf(pids()), t: now() }
+    const foreign = foreignMeter(pids())
+    const pub = await publish(payload)
+    const timedOut = await Promise.race([w.all.then(() => false), sleep(opts.timeout).then(() => true)])
+    const tEnd = now()
     w.close()
-    if (w.arrivals.size !== N) console.log(`warm-up: only ${w.arrivals.size}/${N} daemons got the file within ${opts.timeout} ms`)
-    await sleep(opts.gap)
+    await sleep(opts.tail) // duplicate pushes or gossip may still be in flight after the last arrival
+    return { pub, w, cpu0, foreign: foreign(), tEnd, timedOut }
   }
-
+  {
+    const warm = await round()
+    if (warm.w.arrivals.size !== targets.length) console.log(`${label} warm-up: only ${warm.w.arrivals.size}/${targets.length} got it within ${opts.timeout} ms`)
+  }
+  let lastEnd = now()
   const runs = []
   for (let r = 0; r < opts.runs; r++) {
-    const content = crypto.randomBytes(opts.size) // different content (and a newer version) every run
-    fs.writeFileSync(file, content)
-    const q = await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
-    // The mesh's idle CPU rate just before this publish, subtracted from what the publish costs.
-    const idleStart = { ticks: meshTicks(), t: now() }
-    await sleep(opts.idleSample)
-    const idleRate = (meshTicks() - idleStart.ticks) * (1000 / CLK_TCK) / ((now() - idleStart.t) / 1000)
-    const w = watchArrivals(cluster.nodes, NAME, content, { pollMs: opts.poll })
-    const foreignShare = foreignMeter(cluster.pids())
-    const cpu0 = { ticks: meshTicks(), t: now() }
-    const pub = await runTimed([DM, 'publish', file, '--key', cluster.key.path, '--config', publisher.configPath])
-    if (pub.code !== 0) throw new Error(`dm publish exited ${pub.code}: ${pub.stderr}`)
-    // A run where some daemon never gets the file within --timeout counts as Infinity for it
-    // (push missed it and anti-entropy did not repair it in time); the benchmark goes on.
-    await Promise.race([w.all, sleep(opts.timeout)])
-    w.close()
+    // The next publish starts --gap ms after the last arrival of this one; the
+    // last --idle-sample ms of that gap give the fleet's idle rate to subtract.
+    const sample = Math.min(opts.idleSample, opts.gap / 2)
+    await sleep(Math.max(0, lastEnd + opts.gap - sample - now()))
+    const q = await waitQuiet(pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait, sampleMs: Math.min(500, sample) })
+    const s0 = { ticks: ticksOf(pids()), t: now() }
+    await sleep(sample)
+    const idleRate = (ticksOf(pids()) - s0.ticks) * (1000 / CLK_TCK) / ((now() - s0.t) / 1000)
+    const { pub, w, cpu0, foreign, tEnd } = await round()
+    if (pub.code !== 0) throw new Error(`${label} publish exited ${pub.code}: ${pub.stderr}`)
+    lastEnd = tEnd
+    const cpuMs = (ticksOf(pids()) - cpu0.ticks) * (1000 / CLK_TCK) - idleRate * (now() - cpu0.t) / 1000
+    const at = (n) => w.arrivals.has(n) ? w.arrivals.get(n) - pub.t0 : Infinity
+    const all = targets.map(at)
     const got = w.arrivals.size
-    await sleep(opts.gap) // duplicate pushes may still be in flight after the last arrival
-    const cpuMs = (meshTicks() - cpu0.ticks) * (1000 / CLK_TCK) - idleRate * (now() - cpu0.t) / 1000
-    const foreign = foreignShare()
-    const t0 = pub.t0
-    const at = (n) => w.arrivals.has(n) ? w.arrivals.get(n) - t0 : Infinity
-    const others = cluster.nodes.filter(n => n !== publisher).map(at)
-    const all = cluster.nodes.map(at)
     runs.push({
       publishExit: pub.ms,
       onPublisher: at(publisher),
-      got,
-      firstPeer: min(others),
+      firstPeer: min(targets.filter(n => n !== publisher).map(at)),
       p50: percentile(all, 50),
       p90: percentile(all, 90),
       all: max(all),
       afterExit: max(all) - pub.ms,
+      got,
       cpuMs,
       foreign,
       via: { ...w.via }
     })
-    console.log(`run ${r + 1}: ${got === N ? `all ${N} in ${ms(max(all))}` : `ONLY ${got}/${N} within ${opts.timeout} ms`} (dm publish exited at ${ms(pub.ms)}; daemons' CPU for this publish ~${cpuMs.toFixed(0)} ms; other processes used ${(foreign * 100).toFixed(0)}% of the machine${q.waitedMs > 1000 ? `, waited ${(q.waitedMs / 1000).toFixed(0)} s for quiet` : ''}; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll})`)
+    console.log(`${label} run ${r + 1}: ${got === targets.length ? `all ${targets.length} in ${ms(max(all))}` : `ONLY ${got}/${targets.length} within ${opts.timeout} ms`} (publish command exited at ${ms(pub.ms)}; fleet CPU for this publish ~${cpuMs.toFixed(0)} ms; other processes used ${(foreign * 100).toFixed(0)}% of the machine${q.waitedMs > 1000 ? `, waited ${(q.waitedMs / 1000).toFixed(0)} s for quiet` : ''}; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll})`)
   }
+  return { label, runs, idleMsPerS, mem }
+}
 
-  // Baseline: bare node start-up, measured now, on the same loaded machine.
+function memLine (label, exeName, mem) {
+  const m = (k) => median(mem.map(x => x[k]))
+  return `${label} memory per process (median of ${mem.length}, /proc/PID/smaps): RSS ${mib(m('rss'))} = shared ${mib(m('shared'))} + private ${mib(m('private'))}; ` +
+    `${mib(m('binary'))} of RSS is pages of the ${exeName} binary (${mib(m('binaryShared'))} of them shared with other processes); PSS ${mib(m('pss'))}`
+}
+
+// ---------------------------------------------------------------- data-mesher
+
+async function measureDm () {
+  const cluster = new Cluster({ names: [NAME], prefix: 'dm-bench-prop-', ...placement })
+  try {
+    const t0 = now()
+    await cluster.create(N, { bootstrap: joinOf })
+    await cluster.startAll({ concurrency: opts.concurrency, progress: note('daemons ready') })
+    const tStarted = now()
+    await cluster.waitConnected({ min: 1, timeoutMs: opts.connectTimeout, pollMs: N >= 30 ? 1000 : 250, progress: note('daemons with a peer'), stallMs: opts.stall })
+    console.log(`dm setup: ${N} daemons ready in ${ms(tStarted - t0)} (<= ${opts.concurrency} starting at once), all with >= 1 peer after ${ms(now() - tStarted)} more; settling ${opts.settle} ms, then ${opts.idle} ms idle window`)
+    const file = path.join(cluster.root, NAME)
+    const publisher = cluster.nodes[from]
+    const res = await measure({
+      label: 'dm',
+      pids: () => cluster.pids(),
+      exe: fs.realpathSync(NODE),
+      targets: cluster.nodes,
+      fileName: NAME,
+      newPayload: () => { const c = crypto.randomBytes(opts.size); fs.writeFileSync(file, c); return [c, file] },
+      publish: (f) => runTimed([DM, 'publish', f, '--key', cluster.key.path, '--config', publisher.configPath], { prefix: publisher.prefix })
+    })
+    const counts = await cluster.peerCounts()
+    res.degree = `connected peers per daemon at the end: min ${min(counts)}, median ${median(counts)}, max ${max(counts)}`
+    return res
+  } finally {
+    await cluster.stop()
+  }
+}
+
+// ---------------------------------------------------------------- Serf
+
+async function measureSerf () {
+  const root = tempDir('dm-bench-serf-')
+  const fleet = new SerfFleet({ root, ...placement, fixedPorts: net !== undefined })
+  try {
+    const t0 = now()
+    await fleet.create(N, { joinOf })
+    await fleet.startAll({ concurrency: opts.concurrency, progress: note('serf agents ready') })
+    const tStarted = now()
+    await fleet.waitMembers({ timeoutMs: opts.connectTimeout, pollMs: N >= 30 ? 1000 : 250, progress: note('serf agents seeing all members') })
+    console.log(`serf setup: ${N} agents ready in ${ms(tStarted - t0)}, every agent sees all ${N} alive after ${ms(now() - tStarted)} more; settling ${opts.settle} ms, then ${opts.idle} ms idle window`)
+    return await measure({
+      label: 'serf',
+      pids: () => fleet.pids(),
+      exe: fleet.serf,
+      targets: fleet.agents,
+      fileName: EVENT_FILE,
+      newPayload: () => { const p = crypto.randomBytes(SERF_PAYLOAD_BYTES / 2).toString('hex'); return [Buffer.from(p), p] },
+      publish: (p) => fleet.event(from, p)
+    })
+  } finally {
+    await fleet.stop()
+  }
+}
+
+// ---------------------------------------------------------------- run and report
+
+try {
+  const dmRes = await measureDm()
+  const serfRes = opts.baseline === 'serf' ? await measureSerf() : undefined
+
   const nodeStart = []
-  await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
   for (let i = 0; i < opts.baselines; i++) nodeStart.push((await runTimed(['-e', '0'])).ms)
-
-  const col = (k) => runs.map(x => x[k])
   const nodeMed = median(nodeStart)
-  const pubMed = median(col('publishExit'))
+
+  const col = (res, k) => res.runs.map(x => x[k])
   const t = (x) => x === Infinity ? `>${opts.timeout} ms` : ms(x)
+  const pubMed = median(col(dmRes, 'publishExit'))
   const row = (label, xs) => [label, t(median(xs)), t(max(xs)), ratio(median(xs), nodeMed), ratio(median(xs), pubMed)]
   printTable([
-    ['measure (from start of spawning dm publish)', 'median', 'max', 'x node -e 0', 'x dm publish'],
+    ['dm: measure (from start of spawning dm publish)', 'median', 'max', 'x node -e 0', 'x dm publish'],
     row(`baseline: node -e 0 (start to exit, n=${opts.baselines})`, nodeStart),
-    row('baseline: dm publish process (spawn to exit)', col('publishExit')),
-    row('file in publisher\'s files/', col('onPublisher')),
-    row('file on first other daemon', col('firstPeer')),
-    row(`file on 50% of daemons`, col('p50')),
-    row(`file on 90% of daemons`, col('p90')),
-    row(`file on all ${N} daemons`, col('all')),
-    row('  of which after dm publish exited', col('afterExit'))
-  ], `results: ${N} daemons, ${opts.runs} runs (median and max over runs)`)
-  const incomplete = runs.filter(r => r.got < N)
-  if (incomplete.length > 0) console.log(`\n${incomplete.length} run(s) did not reach every daemon within ${opts.timeout} ms (counted as >${opts.timeout} ms): ${incomplete.map(r => `${r.got}/${N}`).join(', ')}`)
-  console.log(`\nCPU used by all ${N} daemons per publish (/proc utime+stime, 10 ms ticks, over the publish and the ${opts.gap} ms after it, minus their idle rate in the ${opts.idleSample} ms before; noisy): median ${median(col('cpuMs')).toFixed(0)} ms, max ${max(col('cpuMs')).toFixed(0)} ms`)
-  const noisy = runs.filter(r => r.foreign >= opts.quiet).length
-  console.log(`other processes' share of the machine during runs: median ${(median(col('foreign')) * 100).toFixed(0)}%, max ${(max(col('foreign')) * 100).toFixed(0)}%` +
-    (noisy > 0 ? ` (${noisy} run(s) at or above ${(opts.quiet * 100).toFixed(0)}%: figures are inflated)` : ''))
-  const via = runs.reduce((a, r) => ({ watch: a.watch + r.via.watch, poll: a.poll + r.via.poll }), { watch: 0, poll: 0 })
-  console.log(`\nmethod: t0 = performance.now() just before spawn('node bin/dm publish'); each daemon's arrival = first moment`)
-  console.log(`its state/files/${NAME} reads back byte-identical to the published content, checked on every fs.watch (inotify)`)
-  console.log(`event on the files/ dir plus a fallback poll every ${opts.poll} ms of daemons still missing it`)
-  console.log(`(arrivals seen by watch: ${via.watch}, by fallback poll: ${via.poll}). log_level = "warn"; one un-timed warm-up publish first.`)
+    row('baseline: dm publish process (spawn to exit)', col(dmRes, 'publishExit')),
+    row('file in publisher\'s files/', col(dmRes, 'onPublisher')),
+    row('file on first other daemon', col(dmRes, 'firstPeer')),
+    row('file on 50% of daemons', col(dmRes, 'p50')),
+    row('file on 90% of daemons', col(dmRes, 'p90')),
+    row(`file on all ${N} daemons`, col(dmRes, 'all')),
+    row('  of which after dm publish exited', col(dmRes, 'afterExit'))
+  ], `results: ${N} daemons, ${opts.runs} runs, ${opts.warm ? 'WARM' : 'cold'} (median and max over runs)`)
+  console.log(dmRes.degree)
+
+  const cpuRow = (res) => `median ${median(col(res, 'cpuMs')).toFixed(0)} ms, max ${max(col(res, 'cpuMs')).toFixed(0)} ms`
+  const idle = (res) => `${(res.idleMsPerS / 10).toFixed(1)}% of one core (${(res.idleMsPerS / 10 / N).toFixed(2)}% per process)`
+  if (serfRes !== undefined) {
+    const both = (label, k, f = t) => [label, f(median(col(dmRes, k))), f(median(col(serfRes, k))), ratio(median(col(dmRes, k)), median(col(serfRes, k))), `${f(max(col(dmRes, k)))} / ${f(max(col(serfRes, k)))}`]
+    const memMed = (res, k) => median(res.mem.map(x => x[k]))
+    const memRow = (label, k) => [label, mib(memMed(dmRes, k)), mib(memMed(serfRes, k)), ratio(memMed(dmRes, k), memMed(serfRes, k)), '']
+    const cpuMed = (res) => median(col(res, 'cpuMs'))
+    printTable([
+      ['median over runs (from just before the publishing command)', 'dm', 'serf', 'dm / serf', 'max dm / serf'],
+      both('publishing command (dm publish / serf event), spawn to exit', 'publishExit'),
+      both('on the first other member', 'firstPeer'),
+      both('on 50% of members', 'p50'),
+      both('on 90% of members', 'p90'),
+      both(`on all ${N} members`, 'all'),
+      ['fleet CPU per publish, ms', cpuMed(dmRes).toFixed(0), cpuMed(serfRes).toFixed(0), ratio(cpuMed(dmRes), cpuMed(serfRes)), `${max(col(dmRes, 'cpuMs')).toFixed(0)} / ${max(col(serfRes, 'cpuMs')).toFixed(0)}`],
+      ['idle fleet CPU, % of one core', (dmRes.idleMsPerS / 10).toFixed(1), (serfRes.idleMsPerS / 10).toFixed(1), ratio(dmRes.idleMsPerS, serfRes.idleMsPerS), ''],
+      memRow('RSS per process (median)', 'rss'),
+      memRow('  of which the node / serf binary\'s pages', 'binary'),
+      memRow('  private', 'private'),
+      memRow('PSS per process (median)', 'pss')
+    ], `dm against Serf, ${N} members each, same run, ${opts.warm ? 'WARM' : 'cold'}${net !== undefined ? `, with latency and loss (${opts.delayMs} ± ${opts.jitterMs} ms each way, ${opts.loss * 100} % loss)` : ''}: dm / serf to all = ${ratio(median(col(dmRes, 'all')), median(col(serfRes, 'all')))}`)
+  }
+
+  for (const res of [dmRes, serfRes].filter(Boolean)) {
+    const incomplete = res.runs.filter(r => r.got < N)
+    if (incomplete.length > 0) console.log(`\n${res.label}: ${incomplete.length} run(s) did not reach every member within ${opts.timeout} ms (counted as >${opts.timeout} ms): ${incomplete.map(r => `${r.got}/${N}`).join(', ')}`)
+    console.log(`\n${res.label}: idle fleet CPU over ${opts.idle} ms: ${idle(res)}`)
+    console.log(`${res.label}: fleet CPU per publish (/proc utime+stime of all ${N}, 10 ms ticks, from the publish to ${opts.tail} ms after the last arrival, minus the idle rate just before; noisy): ${cpuRow(res)}`)
+    console.log(memLine(res.label, res.label === 'dm' ? 'node' : 'serf', res.mem))
+    const foreign = col(res, 'foreign')
+    const noisy = foreign.filter(x => x >= opts.quiet).length
+    console.log(`${res.label}: other processes' share of the machine during runs: median ${(median(foreign) * 100).toFixed(0)}%, max ${(max(foreign) * 100).toFixed(0)}%` +
+      (noisy > 0 ? ` (${noisy} run(s) at or above ${(opts.quiet * 100).toFixed(0)}%: figures are inflated)` : ''))
+  }
+  if (net !== undefined) console.log(`\nnetwork relay: ${await net.down()}`)
+
+  const via = [dmRes, serfRes].filter(Boolean).flatMap(r => r.runs).reduce((a, r) => ({ watch: a.watch + r.via.watch, poll: a.poll + r.via.poll }), { watch: 0, poll: 0 })
+  console.log(`\nmethod: t0 = performance.now() just before spawning 'node bin/dm publish' (or 'serf event -coalesce=false');`)
+  console.log(`a member's arrival = first moment its file (dm: state/files/${NAME}; serf: the file its user-event handler writes`)
+  console.log(`the payload to, with shell built-ins) reads back byte-identical, checked on every fs.watch (inotify) event plus a`)
+  console.log(`fallback poll every ${opts.poll} ms (arrivals seen by watch: ${via.watch}, by fallback poll: ${via.poll}). One un-timed warm-up`)
+  console.log(`publish per system. dm: log_level = "warn". Each round starts ${opts.gap} ms after the previous one's last arrival.`)
+  if (net !== undefined) console.log('Lossy mode: both publishing commands run in the publisher\'s namespace through nsenter.')
 } finally {
-  await cluster.stop()
+  if (net !== undefined) net.downSync()
 }

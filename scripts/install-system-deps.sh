@@ -4,6 +4,9 @@
 # systemd-analyze verify of the shipped units), iproute2 (network namespaces
 # for the partition test), faketime (daemons with skewed clocks), python3 (a
 # stand-in systemd notify socket), python3-seccomp (the unit's syscall filter).
+# The benchmarks' same-run baselines (bench/, not the test suite): serf
+# (HashiCorp Serf agents, bench/propagation.mjs --baseline serf) and syncthing
+# (bench/bigfile.mjs).
 # Installs only what is missing.
 set -euo pipefail
 need=()
@@ -16,6 +19,8 @@ command -v faketime >/dev/null || need+=(faketime)
 command -v python3 >/dev/null || need+=(python3)
 # libseccomp's Python binding, for running the daemon under the unit's syscall filter.
 /usr/bin/python3 -c 'import seccomp' 2>/dev/null || need+=(python3-seccomp)
+command -v serf >/dev/null || need+=(serf)
+command -v syncthing >/dev/null || need+=(syncthing)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -18,9 +18,10 @@ const opts = parseArgs({ runs: 3, files: 1000, nodes: 2, size: 1024, concurrency
 if (opts.nodes < 2) throw new Error('--nodes must be at least 2')
 const names = Array.from({ length: opts.files }, (_, i) => `file-${String(i).padStart(4, '0')}`)
 
-// Signing and the publish body come from the compiled project (same code as dm publish).
-const { newVersion, networkIdFrom } = await import('../dist/format/version.js')
-const { encodePublishBody } = await import('../dist/api/wire.js')
+// Signing and the publish body come from the project's sources (same code as dm publish), through tsx.
+const { tsImport } = await import('tsx/esm/api')
+const { newVersion, networkIdFrom } = await tsImport('../src/format/version.ts', import.meta.url)
+const { encodePublishBody } = await tsImport('../src/api/wire.ts', import.meta.url)
 
 console.log(`catch-up: ${opts.nodes} daemons, B = n1 restarts and catches up ${opts.files} versions of ${opts.size} B from A = n0, ${opts.runs} runs`)
 console.log(machineLine())
@@ -137,8 +138,8 @@ try {
   const per = median(col('catchup')) / opts.files
   console.log(`\nother processes' share of the machine during runs: median ${(median(col('foreign')) * 100).toFixed(0)}%, max ${(max(col('foreign')) * 100).toFixed(0)}%`)
   console.log(`catch-up rate: ${(1000 / per).toFixed(0)} versions/s (${ratio(median(col('catchup')), 2000)} of the 2 s target)`)
-  console.log('\nmethod: B is stopped with SIGTERM; versions are signed in this process with dist/format/version.js newVersion and')
-  console.log('posted as POST /v1/versions (dist/api/wire.js encodePublishBody) to A; B is restarted with log_level = "warn", so')
+  console.log('\nmethod: B is stopped with SIGTERM; versions are signed in this process with src/format/version.ts newVersion and')
+  console.log('posted as POST /v1/versions (src/api/wire.ts encodePublishBody) to A; B is restarted with log_level = "warn", so')
   console.log('its readiness is the first successful connect to its API socket (polled every 2 ms), which the daemon opens')
   console.log(`right before logging "daemon ready". Arrivals: fs.watch on B's files/ plus a ${opts.poll} ms fallback stat poll;`)
   console.log('a file counts once it reads back byte-identical to what was published.')

@@ -3,15 +3,19 @@
 // (Summary + Index both ways), computed with the real encoders in the same
 // run. In memory, no daemons: the figures are exact byte counts, including
 // each frame's varint length prefix, excluding Noise and yamux framing (the
-// same for both). Build first: `npm run build` (imports dist/).
+// same for both). Loads the sources through tsx (no build needed). Format 1's
+// Index is retired from the code; its bytes are computed from its documented
+// layout (docs/PROTOCOL.md: u32 count, then u16 name length, name, u64
+// timestamp, 32-byte id per entry), which is what it sent.
 //
 //   node bench/reconcile.mjs [--seed N]
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { MessageType, encodeMessage } from '../dist/protocol/messages.js'
-import { indexDigest } from '../dist/sync/digest.js'
-import { createReconcileIndex } from '../dist/sync/fingerprint.js'
-import { createReconciler } from '../dist/sync/reconcile.js'
+import { tsImport } from 'tsx/esm/api'
+
+const { MessageType, encodeMessage } = await tsImport('../src/protocol/messages.ts', import.meta.url)
+const { createReconcileIndex } = await tsImport('../src/sync/fingerprint.ts', import.meta.url)
+const { createReconciler } = await tsImport('../src/sync/reconcile.ts', import.meta.url)
 
 const args = process.argv.slice(2)
 const seed = Number(args[args.indexOf('--seed') + 1] ?? 1) || 1
@@ -46,8 +50,9 @@ const wire = frame => frame.length + varintBytes(frame.length)
 
 /** Format 1: a Summary each way and, as the digests differ, the whole Index each way. */
 function fullIndexExchange (a, b) {
-  const summary = e => wire(encodeMessage({ type: MessageType.Summary, count: e.length, digest: indexDigest(e), peers: [] }))
-  const idx = e => wire(encodeMessage({ type: MessageType.Index, entries: e }))
+  const summary = e => wire(encodeMessage({ type: MessageType.Summary, count: e.length, digest: new Uint8Array(32), peers: [] }))
+  const idxBytes = e => 1 + 4 + e.reduce((n, x) => n + 2 + Buffer.byteLength(x.name) + 8 + 32, 0)
+  const idx = e => idxBytes(e) + varintBytes(idxBytes(e))
   return { ab: summary(a) + idx(a), ba: summary(b) + idx(b), summaries: summary(a) + summary(b) }
 }
 

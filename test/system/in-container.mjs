@@ -79,6 +79,8 @@ async function main () {
   const config = ['[network]', 'id = "system-test"', 'listen = ["/ip4/0.0.0.0/tcp/7946"]', '', '[files]', `"motd" = [${JSON.stringify(pub)}]`, ''].join('\n')
   fs.writeFileSync(CONFIG, config)
   await must('dm', ['config', 'check', '--config', CONFIG])
+  // Step 4: dm id as root, before the service ever ran: it creates state_dir and identity.key as root.
+  const idBefore = JSON.parse((await must('dm', ['id', '--config', CONFIG, '--json'])).stdout).peerId
 
   // The consumer the path unit starts calls unbound-control; this stand-in logs
   // what a reload would read, and is slow once when asked to, so that a version
@@ -96,6 +98,8 @@ echo end >>${CONSUMER_LOG}
   await must('systemctl', ['daemon-reload'])
   const start = await run('systemctl', ['enable', '--now', 'data-mesher'], { timeoutMs: 100_000 })
   const status = await run('dm', ['status', '--json'])
+  check('dm id run as root before the service leaves nothing the service cannot own: it starts with the same peer id',
+    status.code === 0 && JSON.parse(status.stdout).peerId === idBefore, `${status.code} ${status.stdout} ${status.stderr}`)
   const afterStart = await show('data-mesher', 'Type', 'ActiveState', 'SubState', 'MainPID', 'NRestarts')
   results.figures.startMs = start.ms
   check('Type=notify: systemctl start returns once the daemon is ready, and its API answers at once',

@@ -17,6 +17,7 @@ import { ROOT } from '../helpers/cluster.ts'
  */
 
 const CHECKS = [
+  'dm id run as root before the service leaves nothing the service cannot own: it starts with the same peer id',
   'npm install -g puts dm on the PATH systemd uses',
   'systemd-sysusers creates the data-mesher user and group',
   'Type=notify: systemctl start returns once the daemon is ready, and its API answers at once',

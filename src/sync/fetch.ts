@@ -1,6 +1,6 @@
 import PQueue from 'p-queue'
 import type { Tuning } from '../config/tuning.js'
-import { DmError } from '../errors.js'
+import { DmError, describeError } from '../errors.js'
 import { printable } from '../format/names.js'
 import { compareVersions, hex, VersionKind } from '../format/version.js'
 import {
@@ -127,7 +127,10 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
           // Written to staging/ as it arrives, hashed on the way: never whole in memory, never read back.
           const staged = await store.stage()
           try {
-            await readContent(ch, v.size, async chunk => await staged.write(chunk))
+            await readContent(ch, v.size, async chunk => await staged.write(chunk).catch(err => {
+              // Our disk, not the peer: a full or failing disk must be reported as such.
+              throw new DmError('ERR_STORE_IO', `cannot store "${printable(v.name)}": ${describeError(err)}`, { cause: err })
+            }))
           } catch (err) {
             await staged.discard()
             throw err

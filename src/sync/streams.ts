@@ -13,12 +13,14 @@ export async function readMessage (ch: Channel): Promise<Message> {
 /**
  * A peer breaking the protocol is news (warn, with its code); a slow or busy
  * peer is worth a line, but not an accusation; a connection dropping
- * mid-stream (an error without a code) is not news.
+ * mid-stream (an error without a code) is not news; our own disk failing
+ * while a transfer is written is an error.
  */
 export function streamFailed (log: Log, peer: string, protocol: string, err: unknown): void {
   const code = err instanceof DmError ? err.code : undefined
   const fields = { peer, protocol, code, err: describeError(err) }
-  if (code === undefined) log.debug(fields, 'stream failed')
+  if (code === 'ERR_STORE_IO') log.error(fields, 'cannot store version')
+  else if (code === undefined) log.debug(fields, 'stream failed')
   else if (code === 'ERR_TIMEOUT' || code === 'ERR_BUSY') log.info(fields, 'stream failed')
   else log.warn(fields, 'stream failed')
 }

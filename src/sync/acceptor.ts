@@ -3,7 +3,7 @@ import { DmError, describeError } from '../errors.js'
 import { printable } from '../format/names.js'
 import { hex, versionId, VersionKind, type SignedVersion } from '../format/version.js'
 import {
-  advertisable, checkContent, checkDigest, checkHeader, effectiveHeld, isListed, signerRevoked, supersedes,
+  advertisable, checkContent, checkDigest, checkHeader, effectiveHeld, isListed, supersedes,
   type PolicyContext, type Refusal, type Verdict
 } from '../policy/accept.js'
 import { MAX_INLINE_BYTES, type IndexEntry } from '../protocol/messages.js'
@@ -12,7 +12,8 @@ import type { HeldEntry, Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
 import { Events } from '../util/events.js'
 import type { Log } from '../util/log.js'
-import { NO_REVOCATIONS, REVOCATIONS_NAME, parseRevocations, type RevocationList } from '../policy/revocation.js'
+import { NO_REVOCATIONS, type RevocationList } from '../policy/revocation.js'
+import { receiveContent } from './content.js'
 
 /*
  * The Acceptor: the one way a version gets into the store, from any source
@@ -71,8 +72,10 @@ export interface AcceptorComponents {
 
 export interface Acceptor {
   readonly events: Events<AcceptorEvents>
-  /** Puts the held revocation list in force and starts the expiry sweep. */
-  start: () => Promise<void>
+  /** Starts the expiry sweep. */
+  start: () => void
+  /** Puts a fleet-wide revocation list in force (src/sync/revocations.ts reads it from the mesh). */
+  setRevocations: (list: RevocationList) => void
   /** Stops the sweep and waits for commits under way. */
   stop: () => Promise<void>
   /** Swaps the allowlist and clock skew (SIGHUP); revocation follows at once. */
@@ -122,31 +125,6 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   const ctx = (): PolicyContext => ({ ...rules(), nowMs: clock.nowMs() })
   const held = (name: string): HeldEntry | undefined => effectiveHeld(rules(), store.get(name))
 
-  /**
-   * Puts a revocation list in force: versions its signers signed fail closed
-   * (their files are withdrawn at once, and any valid version replaces them),
-   * and the other services hear which nodes are revoked.
-   */
-  async function applyRevocations (content: Uint8Array): Promise<void> {
-    let list: RevocationList
-    try {
-      list = parseRevocations(content)
-    } catch (err) {
-      log.error({ name: REVOCATIONS_NAME, err: describeError(err) }, 'revocation list cannot be read; the previous one stays in force')
-      return
-    }
-    revocations = list
-    for (const e of [...store.entries()]) {
-      const why = signerRevoked(rules(), e.version.signer)
-      if (why === undefined || !e.present) continue
-      await store.withdraw(e.name)
-      log.warn({ name: e.name, signer: Buffer.from(e.version.signer).toString('base64'), reason: why }, 'signer revoked; file withdrawn')
-    }
-    log.info({ signers: list.signers.length, nodes: list.nodes.length }, 'revocation list in force')
-    events.emit('revoked', { list })
-    events.emit('changed', undefined)
-  }
-
   function refuse (v: SignedVersion, r: Refusal, source: string): Refusal {
     events.emit('refused', { code: r.code, source })
     const fields = { name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, source, code: r.code, reason: r.reason }
@@ -173,7 +151,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     try {
       if (content instanceof Uint8Array) return await checkAndCommit(v, header.id, content, undefined, source)
       if (v.size > STAGE_ABOVE_BYTES) staged = await store.stage()
-      const received = await receive(v, content, staged)
+      const received = await receiveContent(v, content, staged)
       if (!received.ok) {
         await staged?.discard()
         return refuse(v, received, source)
@@ -206,34 +184,6 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   }
 
   /**
-   * Reads streamed content, refusing it as soon as it runs past the signed
-   * size: into `staged`, or into memory when there is none (small content).
-   */
-  async function receive (v: SignedVersion, content: AsyncIterable<Uint8Array>, staged: StagedContent | undefined): Promise<{ ok: true, bytes: Uint8Array } | Refusal> {
-    const parts: Uint8Array[] = []
-    let got = 0
-    const chunks = content[Symbol.asyncIterator]()
-    for (;;) {
-      let next: IteratorResult<Uint8Array>
-      try {
-        next = await chunks.next()
-      } catch (err) {
-        // The sender went away or broke a limit of its transport: nothing of it is kept.
-        return { ok: false, code: err instanceof DmError ? err.code : 'ERR_DECODE', reason: `the content of "${printable(v.name)}" did not arrive: ${describeError(err)}`, retryable: true }
-      }
-      if (next.done === true) break
-      got += next.value.length
-      if (got > v.size) {
-        await chunks.return?.()
-        return { ok: false, code: 'ERR_CONTENT_MISMATCH', reason: `"${printable(v.name)}" content runs past the signed ${v.size} bytes`, retryable: false }
-      }
-      if (staged !== undefined) await staged.write(next.value)
-      else parts.push(next.value)
-    }
-    return { ok: true, bytes: staged === undefined ? Buffer.concat(parts, got) : EMPTY }
-  }
-
-  /**
    * The content rules (11, 12), then the commit. `content` is the bytes in
    * memory, or empty when `staged` holds them (checked by its size and hash,
    * never read back). Owns `staged` and the caller's inflight mark.
@@ -261,11 +211,6 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     const entry = store.get(v.name) as HeldEntry
     log.info({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
     events.emit('accepted', { entry, content, source })
-    if (v.name === REVOCATIONS_NAME) {
-      // A tombstone of the list lifts every revocation.
-      const list = v.kind === VersionKind.File ? await store.readContent(REVOCATIONS_NAME) : Buffer.from('{}')
-      if (list !== undefined) await applyRevocations(list)
-    }
     return { ok: true }
   }
 
@@ -291,14 +236,8 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
 
   return {
     events,
-    async start () {
+    start () {
       running = true
-      // The list held from an earlier run is in force before anything is received.
-      const held = store.get(REVOCATIONS_NAME)
-      if (held !== undefined && held.version.kind === VersionKind.File) {
-        const content = await store.readContent(REVOCATIONS_NAME)
-        if (content !== undefined) await applyRevocations(content)
-      }
       const tick = (): void => {
         if (!running) return
         cancelSweep = clock.after(init.tuning.expirySweepMs, () => {
@@ -313,6 +252,11 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
       // Writes already under way finish; each is atomic, so even a kill here loses nothing.
       await Promise.allSettled([...commits])
       await store.flush()
+    },
+    setRevocations (list) {
+      revocations = list
+      events.emit('revoked', { list })
+      events.emit('changed', undefined)
     },
     setPolicy (next) {
       policy = next

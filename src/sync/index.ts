@@ -7,6 +7,7 @@ import { createAntiEntropy, type AntiEntropy } from './anti-entropy.js'
 import { createFetchService, type FetchService } from './fetch.js'
 import { createIndexView, type IndexView } from './index-view.js'
 import { createPushService, type PushService } from './push.js'
+import { createRevocationService } from './revocations.js'
 import type { PeerExchange, Transport } from './transport.js'
 
 /*
@@ -30,7 +31,7 @@ export interface Sync {
   fetch: FetchService
   push: PushService
   antiEntropy: AntiEntropy
-  /** Starts the services, the acceptor first, so nothing is received before it can be stored. */
+  /** Starts the services, the acceptor and the revocation list first, so nothing is received before it can be judged. */
   start: () => Promise<void>
   /** Stops in reverse: no new rounds or pushes, push streams closed, commits under way drained. */
   stop: () => Promise<void>
@@ -40,6 +41,7 @@ export function createSync (components: SyncComponents, init: { policy: PolicyCo
   const { store, transport, peers, clock, random, log } = components
   const { tuning } = init
   const acceptor = createAcceptor({ store, clock, log }, init)
+  const revocations = createRevocationService({ acceptor, store, log })
   const index = createIndexView({ store, acceptor })
   const fetch = createFetchService({ transport, acceptor, store, clock, log }, tuning)
   const push = createPushService({ transport, acceptor, fetch, random, log }, tuning)
@@ -51,7 +53,8 @@ export function createSync (components: SyncComponents, init: { policy: PolicyCo
     push,
     antiEntropy,
     async start () {
-      await acceptor.start()
+      acceptor.start()
+      await revocations.start()
       await fetch.start()
       await push.start()
       await antiEntropy.start()

@@ -62,6 +62,8 @@ export interface PeerInfoJson {
   failures: number
   /** Why the last dial failed, in words; null once a dial succeeds. */
   lastError: string | null
+  /** The node name its membership certificate gives (private mesh), or null. */
+  name: string | null
   /** When this member was last heard from: now while connected, else when its connection ended. */
   lastSeenMs: number | null
 }

@@ -244,8 +244,8 @@ export const peers: Command = {
     const members = await get<PeerInfoJson[]>(config(args), '/v1/peers')
     if (args.values.json === true) { printJson(members); return 0 }
     process.stdout.write(table([
-      ['PEER', 'STATE', 'SEEN', 'ADDRESS', 'LAST ERROR'],
-      ...members.map(m => [m.id, m.connected ? 'connected' : m.failures > 0 ? `unreachable (${m.failures})` : 'known', ago(m.lastSeenMs), m.addrs[0] ?? '', m.lastError ?? ''])
+      ['PEER', 'NAME', 'STATE', 'SEEN', 'ADDRESS', 'LAST ERROR'],
+      ...members.map(m => [m.id, m.name ?? '', m.connected ? 'connected' : m.failures > 0 ? `unreachable (${m.failures})` : 'known', ago(m.lastSeenMs), m.addrs[0] ?? '', m.lastError ?? ''])
     ]))
     return 0
   }

@@ -153,7 +153,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
       list: () => [...store.entries()].map(e => versionInfo(e, clock.nowMs(), acceptor.listed(e.name))).sort((a, b) => a.name < b.name ? -1 : 1),
       content: async name => await store.readContent(name),
       peers: (): PeerInfoJson[] => membership.members().map(m => ({
-        id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastError: m.lastError ?? null, lastSeenMs: m.lastSeenMs ?? null
+        id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastError: m.lastError ?? null, name: admission?.nameOf(m.id) ?? null, lastSeenMs: m.lastSeenMs ?? null
       })),
       status: (): StatusInfo => ({
         peerId: node.peerId.toString(),

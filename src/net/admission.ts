@@ -162,6 +162,8 @@ export interface Admission {
   setRevoked: (revoked: RevokedCheck) => void
   /** Why `peer` was last refused (either way), if it was. */
   lastRefusal: (peer: string) => string | undefined
+  /** The node name in an admitted peer's membership certificate, if it has one. */
+  nameOf: (peer: string) => string | undefined
   /**
    * The node as membership must see it: only admitted peers and their
    * connections, identify, discovery and connection-open events of a
@@ -435,6 +437,10 @@ export function createAdmission (init: AdmissionInit): Admission {
       recheck()
     },
     lastRefusal: peer => refusals.get(peer),
+    nameOf: peer => {
+      const name = peers.get(peer)?.admitted?.cert.name
+      return name === undefined || name === '' ? undefined : name
+    },
     node: view
   }
 }

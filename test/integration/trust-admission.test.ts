@@ -56,6 +56,9 @@ test('private mesh: members replicate; an expired certificate or none at all is 
     const ids = (await member.api<PeerInfoJson[]>('/v1/peers')).map(p => p.id)
     assert.ok(!ids.includes(expired.peerId) && !ids.includes(open.peerId), `${member.name} lists ${ids.join(', ')}`)
   }
+  // dm peers shows an admitted peer's node name, from its membership certificate.
+  const seen = (await n0.api<PeerInfoJson[]>('/v1/peers')).find(p => p.id === n1.peerId)
+  assert.equal(seen?.name, n1.name)
 
   // dm status: this node's certificate; a warning within 14 days of its end, degraded once it has passed.
   const s1 = await runDm(['status', '--config', n1.configPath])

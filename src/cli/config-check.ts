@@ -44,7 +44,7 @@ export function rootOnlyDefaults (cfg: Config, configPath: string, who: Who = cu
 export const configCheck: Command = {
   summary: 'validate a config file',
   usage: 'dm config check [--config PATH]',
-  details: 'Prints one line per mistake, naming the key, and exits 1 if there is any.\nWarns (exit 0) when a default path needs root and you are not root.',
+  details: 'Prints one line per mistake, naming the key, and exits 1 if there is any.\nWarns (exit 0) when a default path needs root and you are not root, or about risky\npermissions of an existing state directory; exits 1 on one the daemon would refuse.',
   options: configOption,
   positionals: { min: 0, max: 0 },
   async run (args) {
@@ -55,15 +55,20 @@ export const configCheck: Command = {
     if (cfg.metrics.listen !== '' && !isLoopbackListen(cfg.metrics.listen)) {
       warn(`metrics.listen: ${cfg.metrics.listen} is reachable from other machines: /metrics shows the names held, their ages and the peer counts; let only your Prometheus reach it (firewall)`)
     }
+    // Permissions and filesystems of an existing state directory: what the daemon would refuse (exit 1) or warn about.
+    let fatal = false
     if (fs.existsSync(cfg.stateDir)) {
       const { inspectStateDir } = await import('../store/state-dir.js')
-      for (const f of await inspectStateDir(cfg.stateDir)) warn(`${f.fatal ? 'error' : 'warning'}: ${f.message}`)
+      for (const f of await inspectStateDir(cfg.stateDir)) {
+        fatal ||= f.fatal
+        warn(`${f.fatal ? 'error' : 'warning'}: ${f.message}`)
+      }
     }
     process.stdout.write(`${file}: OK (network "${cfg.network.id}", ${cfg.files.size} file name${cfg.files.size === 1 ? '' : 's'} allowed${cfg.namespaces.size > 0 ? `, ${cfg.namespaces.size} namespace${cfg.namespaces.size === 1 ? '' : 's'}` : ''})\n`)
     process.stdout.write(cfg.network.key === undefined
       ? 'mesh: open: no [network] key, so any node that knows the network id may join, read every file and learn every member\n'
       : `mesh: private: network key ${Buffer.from(cfg.network.key).toString('base64')}: only nodes with a membership certificate it signed are admitted, and it certifies namespace signers\n`)
     if (cfg.network.key !== undefined && cfg.network.certificate === '') warn('network.certificate: not set, so the daemon will not start: a private mesh admits only certified nodes (dm network admit)')
-    return 0
+    return fatal ? 1 : 0
   }
 }

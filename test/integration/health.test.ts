@@ -61,3 +61,23 @@ test('a listen address already in use: one line naming the address and the key, 
     await c.stop()
   }
 })
+
+test('dm config check names a state directory the daemon would refuse (writable by others), and the daemon refuses it in one line', async () => {
+  const c = new Cluster()
+  try {
+    const node = new TestNode('open-state', 0, c.root, { files: {} })
+    const state = path.join(node.dir, 'state')
+    fs.mkdirSync(state)
+    fs.chmodSync(state, 0o777)
+    const check = await runDm(['config', 'check', '--config', node.configPath])
+    assert.equal(check.code, 1, check.stdout + check.stderr)
+    assert.ok(check.stderr.includes(state), check.stderr)
+    const daemon = await runDm(['daemon', '--config', node.configPath])
+    assert.equal(daemon.code, 1)
+    assert.equal(daemon.stderr.trim().split('\n').length, 1, daemon.stderr)
+    fs.chmodSync(state, 0o750)
+    assert.equal((await runDm(['config', 'check', '--config', node.configPath])).code, 0)
+  } finally {
+    await c.stop()
+  }
+})

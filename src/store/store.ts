@@ -555,6 +555,21 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     return await readContent(name, false)
   }
 
+  /** Removes a held name's file from files/ and keep/ (an expiry, a withdrawal); its envelope stays. Call under the name's lock. */
+  async function removeContent (name: string): Promise<void> {
+    for (const root of [dirs.files, dirs.keep]) {
+      const p = await openParentIfSafe(root, name)
+      if (p === undefined) continue
+      try {
+        await unlinkEntry(p.dir, p.base)
+        await p.dir.sync()
+      } finally {
+        await p.release()
+      }
+    }
+    fingerprints.delete(name)
+  }
+
   async function openContent (name: string, chunkBytes: number): Promise<AsyncIterable<Uint8Array> | undefined> {
     const held = index.get(name)
     if (held === undefined || !held.present || held.version.kind !== VersionKind.File || isExpired(held.version, clock.nowMs())) return undefined
@@ -628,17 +643,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
         // Under the name's lock, so it cannot interleave with a commit of a newer version.
         await withLock(e.name, async () => {
           if (index.get(e.name) !== e) return
-          for (const root of [dirs.files, dirs.keep]) {
-            const p = await openParentIfSafe(root, e.name)
-            if (p === undefined) continue
-            try {
-              await unlinkEntry(p.dir, p.base)
-              await p.dir.sync()
-            } finally {
-              await p.release()
-            }
-          }
-          fingerprints.delete(e.name)
+          await removeContent(e.name)
           expired.add(e.name)
         })
       }
@@ -648,17 +653,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       await withLock(name, async () => {
         const held = index.get(name)
         if (held === undefined) return
-        for (const root of [dirs.files, dirs.keep]) {
-          const p = await openParentIfSafe(root, name)
-          if (p === undefined) continue
-          try {
-            await unlinkEntry(p.dir, p.base)
-            await p.dir.sync()
-          } finally {
-            await p.release()
-          }
-        }
-        fingerprints.delete(name)
+        await removeContent(name)
         withdrawn.add(name)
         held.present = false
       })

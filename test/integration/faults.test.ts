@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { Cluster, type TestNode } from '../helpers/cluster.ts'
-import { seededRandom, testSeed } from '../helpers/random.ts'
+import { seededRandom } from '../../src/sim/prng.ts'
+import { testSeed } from '../helpers/random.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 // Faults, for real: kill -9 mid-write, a full disk, a network partition,

@@ -37,7 +37,7 @@ async function publishAll (node, contents, networkId) {
       const [name, content] = entries[next++]
       const v = newVersion({ name, content, networkId, privateKey: cluster.key.privateKey, signer: cluster.key.publicKey, timestampMs: Math.max(Date.now(), t0) })
       const r = await apiRequest(node.socket, 'POST', '/v1/versions', encodePublishBody(v, content))
-      if (r.committed !== true) throw new Error(`${name}: not committed: ${JSON.stringify(r)}`)
+      if (r.ok !== true) throw new Error(`${name}: not stored: ${JSON.stringify(r)}`)
     }
   }
   await Promise.all(Array.from({ length: opts.concurrency }, worker))

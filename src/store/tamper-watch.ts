@@ -47,7 +47,13 @@ export function createTamperWatch (init: TamperWatchInit): TamperWatch {
   const rescanMs = init.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS
   const pending = new Set<string>()
   let fullPass = false
-  let watcher: fs.FSWatcher | undefined
+  /**
+   * One non-recursive watch per directory of files/ that holds names, keyed
+   * by its path under files/ ('' for files/ itself). Node's recursive watch
+   * on Linux rescans the whole tree on every event, which made a catch-up of
+   * 1,000 files quadratic; these are kept in step with the held names instead.
+   */
+  const watchers = new Map<string, fs.FSWatcher>()
   let debounce: NodeJS.Timeout | undefined
   let rescan: NodeJS.Timeout | undefined
   let running: Promise<void> = Promise.resolve()
@@ -79,6 +85,30 @@ export function createTamperWatch (init: TamperWatchInit): TamperWatch {
       if (stopped) return
       await checkOne(name)
     }
+    syncWatches()
+  }
+
+  /** Watches every directory that holds a name (and files/ itself), and no other. */
+  function syncWatches (): void {
+    if (stopped) return
+    const needed = new Set([''])
+    for (const e of store.entries()) {
+      const segs = e.name.split('/')
+      for (let i = 1; i < segs.length; i++) needed.add(segs.slice(0, i).join('/'))
+    }
+    for (const [dir, w] of watchers) if (!needed.has(dir)) { w.close(); watchers.delete(dir) }
+    for (const dir of needed) {
+      if (watchers.has(dir)) continue
+      try {
+        const w = fs.watch(path.join(store.filesDir, dir), { persistent: false }, (_event, filename) =>
+          onChange(filename === null ? null : dir === '' ? filename.toString() : `${dir}/${filename.toString()}`))
+        // A directory removed or replaced: drop its watch; the next pass checks what it held and watches again.
+        w.on('error', () => { w.close(); watchers.delete(dir); fullPass = true; schedule() })
+        watchers.set(dir, w)
+      } catch {
+        // Not there (yet): the periodic pass covers it and tries again.
+      }
+    }
   }
 
   function schedule (): void {
@@ -89,10 +119,10 @@ export function createTamperWatch (init: TamperWatchInit): TamperWatch {
     }, debounceMs)
   }
 
-  function onChange (filename: string | Buffer | null): void {
+  function onChange (filename: string | null): void {
     if (filename === null) fullPass = true
     else if (pending.size >= MAX_PENDING) fullPass = true
-    else pending.add(filename.toString().split(path.sep).join('/'))
+    else pending.add(filename.split(path.sep).join('/'))
     schedule()
   }
 
@@ -100,18 +130,15 @@ export function createTamperWatch (init: TamperWatchInit): TamperWatch {
     start () {
       if (!stopped) return
       stopped = false
-      try {
-        watcher = fs.watch(store.filesDir, { recursive: true, persistent: false }, (_event, filename) => onChange(filename))
-        watcher.on('error', err => onError(`watching ${store.filesDir} failed: ${describeError(err)}; relying on the periodic check`))
-      } catch (err) {
-        onError(`cannot watch ${store.filesDir}: ${describeError(err)}; relying on the periodic check`)
-      }
+      syncWatches()
+      if (!watchers.has('')) onError(`cannot watch ${store.filesDir}; relying on the periodic check`)
       rescan = setInterval(() => { fullPass = true; schedule() }, rescanMs)
       rescan.unref()
     },
     async stop () {
       stopped = true
-      watcher?.close()
+      for (const w of watchers.values()) w.close()
+      watchers.clear()
       clearTimeout(debounce)
       clearInterval(rescan)
       debounce = undefined

@@ -13,7 +13,7 @@ import { checkDigest } from '../policy/accept.js'
 import { EXIT } from './exit.js'
 import { loadSigningKey } from './keys.js'
 import { formatBytes, printJson, table, warn } from './output.js'
-import { certOption, expiryFrom, readEnvelopeFile, ttlOption } from './sign.js'
+import { certOption, checkContentFile, expiryFrom, readEnvelopeFile, ttlOption } from './sign.js'
 import { attachCertificateFile } from './cert-file.js'
 
 function config (args: ParsedArgs): Config {
@@ -30,14 +30,7 @@ async function post (cfg: Config, body: RequestBody): Promise<void> {
 
 /** A file to publish: its size and SHA-256, read once in chunks (never whole in memory), refusing one over the limit first. */
 async function hashFile (file: string): Promise<{ size: number, sha256: Buffer }> {
-  let st: fs.Stats
-  try {
-    st = fs.statSync(file)
-  } catch (err) {
-    throw new DmError('ERR_USAGE', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
-  }
-  if (!st.isFile()) throw new DmError('ERR_USAGE', `${file}: not a regular file`)
-  if (st.size > MAX_CONTENT_BYTES) throw new DmError('ERR_TOO_LARGE', `${file} is ${st.size} bytes; the limit is ${MAX_CONTENT_BYTES} (10 MiB)`)
+  checkContentFile(file)
   const hash = createHash('sha256')
   let size = 0
   for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK_BYTES })) {

@@ -33,8 +33,8 @@ export function networkIdFor (args: ParsedArgs): { id: string, bytes: Uint8Array
   return { id, bytes: networkIdFrom(id) }
 }
 
-/** Reads a file to publish, refusing before reading anything over the limit. */
-export function readContent (file: string): Buffer {
+/** Checks a file to publish before reading it: it exists, is a regular file, and is within the limit. */
+export function checkContentFile (file: string): void {
   let st: fs.Stats
   try {
     st = fs.statSync(file)
@@ -43,6 +43,11 @@ export function readContent (file: string): Buffer {
   }
   if (!st.isFile()) throw new DmError('ERR_USAGE', `${file}: not a regular file`)
   if (st.size > MAX_CONTENT_BYTES) throw new DmError('ERR_TOO_LARGE', `${file} is ${st.size} bytes; the limit is ${MAX_CONTENT_BYTES} (10 MiB)`)
+}
+
+/** Reads a file to publish, refusing before reading anything over the limit. */
+export function readContent (file: string): Buffer {
+  checkContentFile(file)
   return fs.readFileSync(file)
 }
 

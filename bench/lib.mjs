@@ -610,6 +610,41 @@ export class Cluster {
     return await Promise.all(this.nodes.filter(n => n.running).map(n => n.connectedPeers().catch(() => -1)))
   }
 
+  /**
+   * The shape of the mesh, from every running daemon's connected peers
+   * (GET /v1/peers): the degree histogram, and the diameter (longest
+   * shortest path, in hops, by breadth-first search from every daemon).
+   * An edge counts if either end reports it; a daemon nobody reaches makes
+   * the graph disconnected (diameter Infinity).
+   */
+  async meshShape () {
+    const running = this.nodes.filter(n => n.running)
+    const adj = new Map(running.map(n => [n.peerId, new Set()]))
+    await Promise.all(running.map(async n => {
+      const peers = await apiRequest(n.socket, 'GET', '/v1/peers').catch(() => [])
+      for (const p of peers) {
+        if (!p.connected || !adj.has(p.id)) continue
+        adj.get(n.peerId).add(p.id)
+        adj.get(p.id).add(n.peerId)
+      }
+    }))
+    const histogram = new Map()
+    for (const s of adj.values()) histogram.set(s.size, (histogram.get(s.size) ?? 0) + 1)
+    let diameter = 0
+    for (const start of adj.keys()) {
+      const dist = new Map([[start, 0]])
+      const queue = [start]
+      for (let i = 0; i < queue.length; i++) {
+        for (const next of adj.get(queue[i])) {
+          if (!dist.has(next)) { dist.set(next, dist.get(queue[i]) + 1); queue.push(next) }
+        }
+      }
+      diameter = dist.size < adj.size ? Infinity : Math.max(diameter, ...dist.values())
+      if (diameter === Infinity) break
+    }
+    return { histogram: [...histogram].sort((a, b) => a[0] - b[0]), diameter }
+  }
+
   async stop () {
     await Promise.all(this.nodes.map(n => n.stop().catch(() => {})))
     removeTempDir(this.root)

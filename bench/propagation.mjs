@@ -161,7 +161,9 @@ async function measureDm () {
       publish: (f) => runTimed([DM, 'publish', f, '--key', cluster.key.path, '--config', publisher.configPath], { prefix: publisher.prefix })
     })
     const counts = await cluster.peerCounts()
-    res.degree = `connected peers per daemon at the end: min ${min(counts)}, median ${median(counts)}, max ${max(counts)}`
+    const shape = await cluster.meshShape()
+    res.degree = `connected peers per daemon at the end: min ${min(counts)}, median ${median(counts)}, max ${max(counts)}\n` +
+      `degree distribution (peers: daemons): ${shape.histogram.map(([d, k]) => `${d}: ${k}`).join(', ')}; mesh diameter ${shape.diameter} hops`
     return res
   } finally {
     await cluster.stop()

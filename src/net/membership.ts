@@ -123,7 +123,8 @@ export function createMembership (init: MembershipInit): Membership {
     return out.filter(a => a !== '')
   }
 
-  const connectedSet = (): Set<string> => new Set(node.getPeers().map(p => p.toString()))
+  /** Connected peers, kept from libp2p's events: heard() runs for every version a peer sends, so it must not rebuild this. */
+  const connected = new Set(node.getPeers().map(p => p.toString()))
 
   async function dial (m: Omit<Member, 'connected'>): Promise<void> {
     try {
@@ -175,7 +176,6 @@ export function createMembership (init: MembershipInit): Membership {
 
   function maintain (): void {
     prune()
-    const connected = connectedSet()
     const now = clock.nowMs()
     let missing = tuning.targetPeers - connected.size
     // At target, one extra dial per rotation interval keeps the graph mixing and bridges a healed partition.
@@ -211,7 +211,9 @@ export function createMembership (init: MembershipInit): Membership {
   node.addEventListener('connection:open', evt => {
     if (evt.detail.direction === 'outbound') for (const l of joinListeners) l(evt.detail.remotePeer.toString())
   })
+  node.addEventListener('peer:connect', evt => { connected.add(evt.detail.toString()) })
   node.addEventListener('peer:disconnect', evt => {
+    connected.delete(evt.detail.toString())
     // Last heard from: the moment the connection ended (while connected, members() says now).
     const m = known.get(evt.detail.toString())
     if (m !== undefined) m.lastSeenMs = clock.nowMs()
@@ -238,7 +240,7 @@ export function createMembership (init: MembershipInit): Membership {
       persist()
     },
     onJoin (listener) { joinListeners.push(listener) },
-    heard (peer) { if (connectedSet().has(peer)) useful.set(peer, clock.nowMs()) },
+    heard (peer) { if (connected.has(peer)) useful.set(peer, clock.nowMs()) },
     degree () {
       let inbound = 0
       let outbound = 0
@@ -254,13 +256,11 @@ export function createMembership (init: MembershipInit): Membership {
     },
     wantsIntroductions: () => known.size < tuning.targetPeers * 2,
     members () {
-      const connected = connectedSet()
       const now = clock.nowMs()
       return [...known.values()].map(m => connected.has(m.id) ? { ...m, connected: true, lastSeenMs: now } : { ...m, connected: false })
     },
     snapshot,
     sample (n) {
-      const connected = connectedSet()
       const good = [...known.values()].filter(m => m.addrs.length > 0 && (connected.has(m.id) || m.failures === 0))
       return sample(good, n, random).map(m => ({ id: m.id, addrs: m.addrs }))
     },

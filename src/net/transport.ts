@@ -28,8 +28,12 @@ export function libp2pTransport (node: MeshNode, opts: TransportOptions): Transp
     idleBetweenFrames: LONG_LIVED_PROTOCOLS.has(protocol)
   })
   const notAdmitted = (peer: string): DmError => new DmError('ERR_NOT_ADMITTED', `${peer} is not admitted to this private mesh`)
+  // Kept from events: node.getPeers() decodes every peer's key on each call, and pushes ask per version.
+  const connected = new Set(node.getPeers().map(p => p.toString()))
+  node.addEventListener('peer:connect', evt => { connected.add(evt.detail.toString()) })
+  node.addEventListener('peer:disconnect', evt => { connected.delete(evt.detail.toString()) })
   return {
-    connectedPeers: () => admission?.admittedPeers() ?? node.getPeers().map(p => p.toString()),
+    connectedPeers: () => admission?.admittedPeers() ?? [...connected],
     async open (peer, protocol): Promise<Channel> {
       const signal = AbortSignal.timeout(opts.frameTimeoutMs)
       if (admission !== undefined && !admission.isAdmitted(peer)) {

@@ -88,6 +88,8 @@ const hundred = index(100_000)
 const one = pick(10_000, 1)
 const thousand = pick(10_000, 1000)
 const differing = ten.filter((_, i) => thousand.has(i))
+const firstHalf = new Set([...thousand].slice(0, 500))
+const secondHalf = new Set([...thousand].slice(500))
 const KiB = 1024
 
 const cases = [
@@ -99,7 +101,8 @@ const cases = [
     ['1,000 of 10,000 missing on the initiator', without(ten, thousand), ten],
     ['1,000 of 10,000 missing on the responder', ten, without(ten, thousand)],
     ['1,000 of 10,000 newer on the responder', ten, newer(ten, thousand)],
-    ['1,000 of 10,000 newer on the initiator', newer(ten, thousand), ten]
+    ['1,000 of 10,000 newer on the initiator', newer(ten, thousand), ten],
+    ['1,000 of 10,000 newer, half on each side', newer(ten, firstHalf), newer(ten, secondHalf)]
   ].map(([what, a, b]) => ({ what, a, b, alone: entriesAlone(differing), target: 1.5 * entriesAlone(differing), targetText: `≤ 1.5 × ${entriesAlone(differing)} B` }))
 ]
 

@@ -13,10 +13,13 @@ export interface Tuning {
   // --- Anti-entropy (the safety net) ---
   /**
    * Interval of the push-pull exchange with one random peer, jittered by ±25 %.
-   * A node a push missed is repaired in about interval / 2. Costs one
-   * reconciliation per node per interval: 66 bytes when in sync, whatever the
-   * index size. Joins reconcile at once on each new connection, whatever the
-   * interval, so a shorter one only pays off while pushes are being lost.
+   * With interval T (docs/SIMULATION.md, "Recommended defaults"):
+   *   wait of a node the push missed ≈ T / 2 (its own round, or one a peer starts with it)
+   *   rounds per node               ≈ 2 per T (its own, and on average one a peer starts),
+   *                                   66 bytes each when in sync, whatever the index size
+   * Joins reconcile at once on each new connection, whatever T, and with
+   * pushFanout ≥ targetPeers − 1 the push misses no node of a connected mesh,
+   * so a shorter T only pays off while pushes are being lost.
    */
   pushPullIntervalMs: number
   /** Push-pull rounds started by new connections that may run at once; more catches up a rejoining node from several peers, at more CPU during a restart storm. */
@@ -24,14 +27,15 @@ export interface Tuning {
 
   // --- Eager push (the fast path) ---
   /**
-   * Peers each newly accepted version is pushed to. With degree d and fanout f,
-   * a node is missed by the flood with probability about (1 − f/(d−1))^d, and
-   * waits about pushPullIntervalMs / 2 for anti-entropy; f ≥ d − 1 floods every
-   * connection and misses none on a connected mesh. Hops ≈ log N / log(min(f, d) − 1);
-   * each node receives about min(f, d − 1) copies, one of them news. Simulated
-   * at 1,000 nodes, d ≥ 8 (docs/SIMULATION.md): f = 4 left nodes to
-   * anti-entropy in every publish, f = 6 missed one node in three publishes,
-   * f = 8 none. Keep it ≥ targetPeers.
+   * Peers each newly accepted version is pushed to. With fanout f, degree d and
+   * N nodes (docs/SIMULATION.md, "Recommended defaults"):
+   *   nodes the flood misses ≈ N · (1 − f/(d − 1))^d per publish, each waiting
+   *                            ≈ pushPullIntervalMs / 2; none once f ≥ d − 1
+   *   copies per node        ≈ min(f, d − 1), one of them news; CPU ≈ that × 10.9 ms
+   *                            per cold publish (3.5 ms a frame + 7.4 ms a stream, calibrated)
+   *   hops                   ≈ log N / log(min(f, d) − 1)
+   * Simulated at 1,000 nodes, d ≥ 8: f = 4 left nodes to anti-entropy in every
+   * publish, f = 6 one node in three publishes, f = 8 none. Keep it ≥ targetPeers.
    */
   pushFanout: number
   /** Pushes waiting for one peer; beyond this new pushes to it are dropped and anti-entropy repairs. Bounds memory to this × 80 KiB per peer. */
@@ -64,10 +68,13 @@ export interface Tuning {
   // --- Membership ---
   /**
    * Connections the node keeps; it dials known members until it has this
-   * many. A random graph of degree d ≥ 3 has diameter about log N / log(d − 1).
-   * With flooding, time to 100 % is set by hops × CPU per hop more than by d
-   * (simulated: 108–139 ms for d = 4..12 at 1,000 nodes); copies per node grow
-   * as d − 1. 8 keeps the mesh connected under churn.
+   * many. With d = targetPeers and N nodes (docs/SIMULATION.md, "Recommended defaults"):
+   *   diameter of the random graph ≈ log N / log(d − 1)   (d ≥ 3)
+   *   copies per node per publish  ≈ d − 1 when pushFanout ≥ d − 1
+   *   a node is cut off only if its d peers leave at once
+   * Time to 100 % is set by hops × CPU per hop more than by d (simulated:
+   * 108–139 ms for d = 4..12 at 1,000 nodes). 8 is for resilience under churn;
+   * 6 would send 17 % fewer messages at the same latency.
    */
   targetPeers: number
   /**

@@ -30,6 +30,21 @@ export class Reader {
     return hi * 0x100000000 + lo
   }
 
+  /** An unsigned LEB128 varint up to 2^53 - 1, in its shortest encoding only (one value, one encoding). */
+  uvarint (): number {
+    let v = 0
+    for (let i = 0, scale = 1; ; i++, scale *= 128) {
+      const b = this.u8()
+      v += (b & 0x7f) * scale
+      // 2^53 - 1 takes 8 bytes; a longer run of continuation bytes is refused as soon as it goes past.
+      if (v > Number.MAX_SAFE_INTEGER || i >= 8) throw new DmError('ERR_DECODE', `${this.what} has a varint beyond 2^53`)
+      if ((b & 0x80) === 0) {
+        if (b === 0 && i > 0) throw new DmError('ERR_DECODE', `${this.what} has a varint that is not in its shortest form`)
+        return v
+      }
+    }
+  }
+
   bytes (n: number): Uint8Array { return this.take(n) }
 
   /** u16 length then that many bytes, at most `max`. */
@@ -81,6 +96,14 @@ export class Writer {
     const b = Buffer.alloc(8)
     b.writeBigUInt64BE(BigInt(v))
     return this.push(b)
+  }
+
+  uvarint (v: number): this {
+    checkUint(v, Number.MAX_SAFE_INTEGER)
+    const out: number[] = []
+    for (; v >= 0x80; v = Math.floor(v / 128)) out.push((v % 128) | 0x80)
+    out.push(v)
+    return this.push(Uint8Array.from(out))
   }
 
   bytes (b: Uint8Array): this { return this.push(b) }

@@ -201,7 +201,8 @@ export function expectType<T extends MessageType> (m: Message, type: T): Extract
  * sender knows or asks about its entries in that range.
  */
 
-export const RECONCILE_VERSION = 1
+/** 2: entry timestamps as varints, Hashes carry the sender's newest timestamp, and PartialReply. */
+export const RECONCILE_VERSION = 2
 /** Random bytes the initiator mixes into every fingerprint and item hash of one exchange. */
 export const SALT_BYTES = 16
 /** The unsalted whole-range digest: a full SHA-256, so it can be cached between exchanges. */
@@ -225,12 +226,14 @@ export enum RangeMode {
   Digest = 1,
   /** The salted, truncated fingerprint of the sender's entries in the range. */
   Fingerprint = 2,
-  /** One salted hash per sender's entry in the range, in key order. */
+  /** One salted hash per sender's entry in the range, in key order, and the newest timestamp among those entries. */
   Hashes = 3,
   /** Answer to Hashes: the sender's entries that matched none of them, and a bitmap of the hashes it did not match. */
   Reply = 4,
-  /** Answer to Reply: the sender's entries the bitmap asked for that the other side holds nothing newer of. */
-  Items = 5
+  /** Answer to a Reply: the sender's entries the bitmap asked for that the other side listed nothing newer of. */
+  Items = 5,
+  /** A Reply that holds back entries the sender guesses older than the receiver's: answer with Items, even empty. */
+  PartialReply = 6
 }
 
 /**
@@ -244,9 +247,9 @@ export type ReconcileRange =
   | { upper: Bound, mode: RangeMode.Skip }
   | { upper: Bound, mode: RangeMode.Digest, digest: Uint8Array }
   | { upper: Bound, mode: RangeMode.Fingerprint, fingerprint: Uint8Array }
-  /** `hashes` is the concatenation of ITEM_HASH_BYTES-byte hashes. */
-  | { upper: Bound, mode: RangeMode.Hashes, hashes: Uint8Array }
-  | { upper: Bound, mode: RangeMode.Reply, entries: IndexEntry[], request: Uint8Array }
+  /** `hashes` is the concatenation of ITEM_HASH_BYTES-byte hashes; `newestMs` the largest timestampMs of their entries (0 if none). */
+  | { upper: Bound, mode: RangeMode.Hashes, hashes: Uint8Array, newestMs: number }
+  | { upper: Bound, mode: RangeMode.Reply | RangeMode.PartialReply, entries: IndexEntry[], request: Uint8Array }
   | { upper: Bound, mode: RangeMode.Items, entries: IndexEntry[] }
 
 export interface ReconcileMessage {
@@ -289,7 +292,7 @@ function writeEntries (w: Writer, entries: IndexEntry[]): void {
   for (const e of entries) {
     const name = Buffer.from(e.name, 'utf8')
     writeKey(w, prev, name)
-    w.u64(e.timestampMs).bytes(e.id)
+    w.uvarint(e.timestampMs).bytes(e.id)
     prev = name
   }
 }
@@ -308,7 +311,7 @@ function readEntries (r: Reader, lower: Uint8Array, upper: Bound): IndexEntry[] 
     // Names are ASCII in practice (docs/PROTOCOL.md section 1): skip the UTF-8 round trip for them.
     const name = isAscii(view) ? view.toString('latin1') : view.toString('utf8')
     if (!isAscii(view) && !Buffer.from(name, 'utf8').equals(view)) throw new DmError('ERR_DECODE', 'entry name is not UTF-8')
-    entries.push({ name, timestampMs: r.u64(), id: new Uint8Array(r.bytes(32)) })
+    entries.push({ name, timestampMs: r.uvarint(), id: new Uint8Array(r.bytes(32)) })
     prev = key
   }
   return entries
@@ -328,8 +331,8 @@ function writeReconcile (w: Writer, m: ReconcileMessage): void {
       case RangeMode.Skip: break
       case RangeMode.Digest: w.bytes(range.digest); break
       case RangeMode.Fingerprint: w.bytes(range.fingerprint); break
-      case RangeMode.Hashes: w.u16(range.hashes.length / ITEM_HASH_BYTES).bytes(range.hashes); break
-      case RangeMode.Reply: writeEntries(w, range.entries); w.u8(range.request.length).bytes(range.request); break
+      case RangeMode.Hashes: w.uvarint(range.newestMs).u16(range.hashes.length / ITEM_HASH_BYTES).bytes(range.hashes); break
+      case RangeMode.Reply: case RangeMode.PartialReply: writeEntries(w, range.entries); w.u8(range.request.length).bytes(range.request); break
       case RangeMode.Items: writeEntries(w, range.entries); break
     }
     if (range.upper !== null) prev = range.upper
@@ -357,11 +360,12 @@ function readReconcile (r: Reader): ReconcileMessage {
       case RangeMode.Digest: ranges.push({ upper, mode, digest: new Uint8Array(r.bytes(DIGEST_BYTES)) }); break
       case RangeMode.Fingerprint: ranges.push({ upper, mode, fingerprint: new Uint8Array(r.bytes(FINGERPRINT_BYTES)) }); break
       case RangeMode.Hashes: {
+        const newestMs = r.uvarint()
         const n = r.count16(MAX_HASHES_PER_RANGE)
-        ranges.push({ upper, mode, hashes: new Uint8Array(r.bytes(n * ITEM_HASH_BYTES)) })
+        ranges.push({ upper, mode, hashes: new Uint8Array(r.bytes(n * ITEM_HASH_BYTES)), newestMs })
         break
       }
-      case RangeMode.Reply: {
+      case RangeMode.Reply: case RangeMode.PartialReply: {
         const entries = readEntries(r, lower, upper)
         const n = r.u8()
         if (n > MAX_REQUEST_BYTES) throw new DmError('ERR_DECODE', `reply bitmap of ${n} bytes (at most ${MAX_REQUEST_BYTES})`)

@@ -8,7 +8,7 @@ import type { Log } from '../util/log.js'
 import type { Acceptor } from './acceptor.js'
 import type { FetchService } from './fetch.js'
 import type { IndexView } from './index-view.js'
-import { createReconciler, type Reconciler } from './reconcile.js'
+import { createReconciler, reconcileOver } from './reconcile.js'
 import { guarded, readMessage } from './streams.js'
 import type { Channel, PeerExchange, Transport } from './transport.js'
 
@@ -71,16 +71,6 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
     return encodeMessage({ type: MessageType.Summary, count: snapshot.size, digest: snapshot.digest(0, snapshot.size), peers: peers.sample(tuning.peersPerSummary) })
   }
 
-  /** Feeds the peer's frames to the reconciler until the exchange is over; `first` is a frame already read. */
-  async function reconcile (ch: Channel, r: Reconciler, first?: Uint8Array): Promise<IndexEntry[]> {
-    for (let frame = first ?? await ch.read(); ; frame = await ch.read()) {
-      if (frame === undefined) throw new DmError('ERR_DECODE', 'stream ended in the middle of reconciliation')
-      const step = r.receive(frame)
-      if (step.reply !== undefined) await ch.send(step.reply)
-      if (step.done) return r.wants()
-    }
-  }
-
   async function finish (peer: string, startedMs: number, theirs: IndexEntry[]): Promise<void> {
     const wants = theirs.filter(acceptor.wants)
     if (wants.length > 0) await fetch.fetch(peer, wants)
@@ -100,9 +90,7 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
         await ch.send(summary())
         peers.learn(expectType(await readMessage(ch), MessageType.Summary).peers, peer)
       }
-      const r = createReconciler({ index: index.snapshot(), role: 'initiator' })
-      await ch.send(r.initiate())
-      theirs = await reconcile(ch, r)
+      theirs = await reconcileOver(ch, createReconciler({ index: index.snapshot(), role: 'initiator' }), 'initiator')
       await ch.close()
     } catch (err) {
       ch.abort(err as Error)
@@ -121,7 +109,7 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
       first = await ch.read()
     }
     if (first === undefined) throw new DmError('ERR_DECODE', 'stream ended before reconciliation')
-    const theirs = await reconcile(ch, createReconciler({ index: index.snapshot(), role: 'responder' }), first)
+    const theirs = await reconcileOver(ch, createReconciler({ index: index.snapshot(), role: 'responder' }), 'responder', first)
     await ch.close()
     await finish(ch.peer, startedMs, theirs)
   }

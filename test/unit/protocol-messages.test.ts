@@ -47,7 +47,7 @@ const SAMPLES: Message[] = [
     ranges: [
       { upper: Buffer.from('a'), mode: RangeMode.Skip },
       { upper: Buffer.from('dns/'), mode: RangeMode.Items, entries: [{ name: 'b', timestampMs: 5, id: id32(5) }] },
-      { upper: null, mode: RangeMode.Hashes, hashes: new Uint8Array(6).fill(7) }
+      { upper: null, mode: RangeMode.Hashes, hashes: new Uint8Array(6).fill(7), newestMs: 9 }
     ]
   }
 ]

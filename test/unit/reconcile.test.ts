@@ -28,7 +28,7 @@ function expectedWants (mine: IndexEntry[], theirs: IndexEntry[]): string[] {
   return theirs.filter(e => { const h = held.get(e.name); return h === undefined || compareVersions(e, h) > 0 }).map(e => e.name).sort()
 }
 
-interface Outcome { wantsA: IndexEntry[], wantsB: IndexEntry[], messages: number, bytes: number }
+interface Outcome { wantsA: IndexEntry[], wantsB: IndexEntry[], messages: number, bytes: number, frames: Array<{ from: 'A' | 'B', ranges: ReconcileRange[] }> }
 
 /** Passes frames between two reconcilers in memory until one side is done. */
 function exchange (a: IndexEntry[], b: IndexEntry[], salt = SALT): Outcome {
@@ -37,12 +37,15 @@ function exchange (a: IndexEntry[], b: IndexEntry[], salt = SALT): Outcome {
   let frame = A.initiate()
   let messages = 1
   let bytes = frame.length
+  const frames: Outcome['frames'] = []
+  const record = (from: 'A' | 'B', f: Uint8Array): void => { const m = decodeMessage(f); if (m.type === MessageType.Reconcile) frames.push({ from, ranges: m.ranges }) }
+  record('A', frame)
   for (let to: Reconciler = B; ; to = to === A ? B : A) {
     const step = to.receive(frame)
-    if (step.reply !== undefined) { frame = step.reply; messages++; bytes += frame.length }
+    if (step.reply !== undefined) { frame = step.reply; messages++; bytes += frame.length; record(to === A ? 'A' : 'B', frame) }
     if (step.done) break
   }
-  return { wantsA: A.wants(), wantsB: B.wants(), messages, bytes }
+  return { wantsA: A.wants(), wantsB: B.wants(), messages, bytes, frames }
 }
 
 function assertReconciled (a: IndexEntry[], b: IndexEntry[], o: Outcome): void {
@@ -72,6 +75,37 @@ test('one entry differing out of 10,000 is found both ways within 4 KiB', () => 
     assert.equal(o.wantsA.length + o.wantsB.length, 1)
     assert.ok(o.bytes <= 4096, `${o.bytes} bytes`)
   }
+})
+
+/** Entries a side sent in full (Reply, PartialReply, Items), over the whole exchange. */
+const entriesSentBy = (o: Outcome, side: 'A' | 'B'): number =>
+  o.frames.filter(f => f.from === side).flatMap(f => f.ranges).reduce((n, r) => n + ('entries' in r ? r.entries.length : 0), 0)
+
+test('many newer versions on one side: the side holding the older ones sends none of them, whichever side answers the hashes', () => {
+  const base = fleet(3000)
+  const newer = base.map((e, i) => i % 10 === 3 ? bumped(e) : e)
+  for (const [a, b, older] of [[base, newer, 'A'], [newer, base, 'B']] as const) {
+    const o = exchange(a, b)
+    assertReconciled(a, b, o)
+    assert.equal(o.wantsA.length + o.wantsB.length, 300)
+    assert.equal(entriesSentBy(o, older), 0, `older side ${older} sent entries`)
+    assert.equal(entriesSentBy(o, older === 'A' ? 'B' : 'A'), 300)
+  }
+})
+
+test('an entry held back as probably older, but newer after all, still reaches the peer', () => {
+  // The responder answers the Digest with hashes (5 entries); the initiator holds back its b/2, no
+  // newer than the responder's newest entry (b/4), guessing the responder's b/2 newer. It is not:
+  // it comes in the last Items, after the responder's own Items show its b/2 is older.
+  const e = (name: string, ts: number, v = ''): IndexEntry => ({ name, timestampMs: ts, id: sha(name + v) })
+  const a = [e('b/1', 1), e('b/2', 50, 'a'), e('b/3', 3), e('b/4', 4)]
+  const b = [e('b/1', 1), e('b/2', 20, 'b'), e('b/3', 3), e('b/4', 90, 'b'), e('b/5', 5)]
+  const o = exchange(a, b)
+  assertReconciled(a, b, o)
+  assert.deepEqual(o.wantsB.map(w => w.name), ['b/2'])
+  assert.deepEqual(o.wantsA.map(w => w.name), ['b/4', 'b/5'])
+  assert.deepEqual(o.frames.map(f => `${f.from}:${f.ranges.map(r => RangeMode[r.mode]).join(',')}`),
+    ['A:Digest', 'B:Hashes', 'A:PartialReply', 'B:Items', 'A:Items', 'B:Skip'])
 })
 
 test('property: any two small indexes reconcile exactly, both ways', () => {
@@ -208,13 +242,15 @@ test('oversized lists, counts and frames are ERR_DECODE before allocation', () =
   const cases: Array<[string, Uint8Array]> = [
     ['ranges', head().u16(MAX_RANGES_PER_MESSAGE + 1).finish()],
     ['no ranges', head().u16(0).finish()],
-    ['hashes', head().u16(1).u8(0).u8(0).u8(RangeMode.Hashes).u16(MAX_HASHES_PER_RANGE + 1).finish()],
+    ['hashes', head().u16(1).u8(0).u8(0).u8(RangeMode.Hashes).uvarint(T0).u16(MAX_HASHES_PER_RANGE + 1).finish()],
+    ['newest timestamp', head().u16(1).u8(0).u8(0).u8(RangeMode.Hashes).bytes(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)).u16(0).finish()],
+    ['non-shortest varint', head().u16(1).u8(0).u8(0).u8(RangeMode.Hashes).bytes(Uint8Array.of(0x81, 0x00)).u16(0).finish()],
     ['items', head().u16(1).u8(0).u8(0).u8(RangeMode.Items).u16(MAX_ITEMS_PER_LIST + 1).finish()],
     ['reply items', head().u16(1).u8(0).u8(0).u8(RangeMode.Reply).u16(0xffff).finish()],
     ['reply bitmap', head().u16(1).u8(0).u8(0).u8(RangeMode.Reply).u16(0).u8(33).finish()],
-    ['version', new Writer().u8(MessageType.Reconcile).u8(2).u8(0).u16(1).u8(0).u8(0).u8(0).finish()],
-    ['salt length', new Writer().u8(MessageType.Reconcile).u8(1).u8(8).bytes(new Uint8Array(8)).u16(1).u8(0).u8(0).u8(0).finish()],
-    ['mode', head().u16(1).u8(0).u8(0).u8(6).finish()],
+    ['version 1', new Writer().u8(MessageType.Reconcile).u8(1).u8(0).u16(1).u8(0).u8(0).u8(0).finish()],
+    ['salt length', new Writer().u8(MessageType.Reconcile).u8(RECONCILE_VERSION).u8(8).bytes(new Uint8Array(8)).u16(1).u8(0).u8(0).u8(0).finish()],
+    ['mode', head().u16(1).u8(0).u8(0).u8(7).finish()],
     ['frame', Buffer.concat([head().u16(1).u8(0).u8(0).u8(0).finish(), new Uint8Array(MAX_RECONCILE_BYTES)])]
   ]
   for (const [what, f] of cases) assert.throws(() => decodeMessage(f), dmError('ERR_DECODE'), what)
@@ -229,6 +265,7 @@ test('salt rules, unsolicited replies and items, bad bitmaps and too many entrie
   const e = (name: string): IndexEntry => ({ name, timestampMs: 1, id: sha(name) })
   assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.Reply, entries: [], request: new Uint8Array(0) }], SALT)), dmError('ERR_DECODE'), 'unsolicited reply')
   assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.Items, entries: [e('a')] }], SALT)), dmError('ERR_DECODE'), 'unsolicited items')
+  assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.PartialReply, entries: [], request: new Uint8Array(0) }], SALT)), dmError('ERR_DECODE'), 'unsolicited partial reply')
   // Our hashes for the whole range (we hold 3), then a Reply whose bitmap has the wrong size or stray bits.
   for (const request of [new Uint8Array(2), Uint8Array.of(0x10)]) {
     const me = createReconciler({ index: createReconcileIndex(fleet(3)), role: 'initiator', salt: SALT })
@@ -249,20 +286,22 @@ test('salt rules, unsolicited replies and items, bad bitmaps and too many entrie
 
 test('reconcile messages round-trip and re-encode to the same bytes', () => {
   const e = (name: string, n: number): IndexEntry => ({ name, timestampMs: n, id: sha(name) })
+  const u = (key: string): Uint8Array => new Uint8Array(Buffer.from(key))
   const m = {
     type: MessageType.Reconcile as const,
     salt: SALT,
     ranges: [
-      { upper: Buffer.from('a/b'), mode: RangeMode.Skip },
-      { upper: Buffer.from('a/c'), mode: RangeMode.Digest, digest: sha('d') },
-      { upper: Buffer.from('b'), mode: RangeMode.Fingerprint, fingerprint: sha('f').subarray(0, 16) },
-      { upper: Buffer.from('c'), mode: RangeMode.Hashes, hashes: sha('h').subarray(0, 9) },
-      { upper: Buffer.from('d'), mode: RangeMode.Reply, entries: [e('c/1', 1), e('c/2', 2)], request: Uint8Array.of(0xa0) },
-      { upper: null, mode: RangeMode.Items, entries: [e('d', 3), e('zz', Number.MAX_SAFE_INTEGER)] }
+      { upper: u('a/b'), mode: RangeMode.Skip },
+      { upper: u('a/c'), mode: RangeMode.Digest, digest: sha('d') },
+      { upper: u('b'), mode: RangeMode.Fingerprint, fingerprint: sha('f').subarray(0, 16) },
+      { upper: u('c'), mode: RangeMode.Hashes, hashes: sha('h').subarray(0, 9), newestMs: T0 },
+      { upper: u('d'), mode: RangeMode.Reply, entries: [e('c/1', 1), e('c/2', 2)], request: Uint8Array.of(0xa0) },
+      { upper: u('e'), mode: RangeMode.PartialReply, entries: [], request: Uint8Array.of(0x80) },
+      { upper: null, mode: RangeMode.Items, entries: [e('e', 0), e('zz', Number.MAX_SAFE_INTEGER)] }
     ] satisfies ReconcileRange[]
   }
   const f = encodeMessage(m)
   const back = decodeMessage(f)
   assert.ok(encodeMessage(back).equals(f))
-  assert.ok(back.type === MessageType.Reconcile && back.ranges.length === 6)
+  assert.deepEqual(back, m)
 })

@@ -1,0 +1,57 @@
+import { FINGERPRINT_BYTES, MAX_RECONCILE_BYTES, MessageType, RangeMode, encodeMessage, type ReconcileRange } from '../protocol/messages.js'
+
+/*
+ * What one exchange of reconciliation may cost (docs/PROTOCOL.md 7.4.5): the
+ * caps a side enforces on its peer, and the soft size of the messages it
+ * builds itself.
+ */
+
+export interface ReconcileLimits {
+  /** Messages one side accepts in one exchange; a peer that keeps going longer is cut off. @default 64 */
+  maxRounds: number
+  /** Distinct entries one exchange may teach us (the wants); more is a protocol error. @default 262144 */
+  maxLearned: number
+  /** Soft size of the messages we send: past it, the rest of the key space is deferred to a later round. @default 512 KiB */
+  messageBytes: number
+}
+
+export const DEFAULT_RECONCILE_LIMITS: Readonly<ReconcileLimits> = {
+  // Honest exchanges take about 2 × log16(size / 64) + 5 messages, plus one per ~512 KiB of entries moved.
+  maxRounds: 64,
+  maxLearned: 262_144,
+  messageBytes: 512 * 1024
+}
+
+/** Bytes of a timestamp as a varint, for present-day milliseconds. */
+const TIMESTAMP_BYTES = 6
+
+/** Rough encoded size of a range, for the soft message budget. */
+export function sizeOf (r: ReconcileRange): number {
+  const bound = 2 + (r.upper?.length ?? 0) + 1
+  switch (r.mode) {
+    case RangeMode.Skip: return bound
+    case RangeMode.Digest: return bound + 32
+    case RangeMode.Fingerprint: return bound + FINGERPRINT_BYTES
+    case RangeMode.Hashes: return bound + TIMESTAMP_BYTES + 2 + r.hashes.length
+    case RangeMode.Reply: case RangeMode.PartialReply: case RangeMode.Items:
+      return bound + 3 + 33 + r.entries.reduce((s, e) => s + 2 + Buffer.byteLength(e.name) + TIMESTAMP_BYTES + 32, 0)
+  }
+}
+
+/** Merges adjacent Skips, so a message in sync elsewhere stays short. */
+export function compact (ranges: ReconcileRange[]): ReconcileRange[] {
+  const merged: ReconcileRange[] = []
+  for (const r of ranges) {
+    const last = merged[merged.length - 1]
+    if (r.mode === RangeMode.Skip && last?.mode === RangeMode.Skip) merged[merged.length - 1] = r
+    else merged.push(r)
+  }
+  return merged
+}
+
+/** One Reconcile frame; honest messages stay far below the frame cap, so passing it is a bug here. */
+export function encodeReconcile (ranges: ReconcileRange[], salt: Uint8Array | undefined): Uint8Array {
+  const frame = encodeMessage({ type: MessageType.Reconcile, salt, ranges })
+  if (frame.length > MAX_RECONCILE_BYTES) throw new Error(`internal: reconcile frame of ${frame.length} bytes`)
+  return frame
+}

@@ -442,12 +442,12 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const envelope = encodeEnvelope(version)
     const opened: Array<{ release: () => Promise<void> }> = []
     try {
-      // Collisions are found before anything is staged: a refusal writes nothing.
-      const [files, keep, versions] = await Promise.all([dirs.files, dirs.keep, dirs.versions].map(async root => {
-        const p = await openParent(root, name, true) as NonNullable<Awaited<ReturnType<typeof openParent>>>
-        opened.push(p)
-        return p
-      }))
+      // Collisions are found before anything is staged: a refusal writes nothing. All three are
+      // settled before any failure is thrown, so none is still opening (and then leaked) after release.
+      const parents = await Promise.allSettled([dirs.files, dirs.keep, dirs.versions].map(async root => await openParent(root, name, true)))
+      for (const r of parents) if (r.status === 'fulfilled' && r.value !== undefined) opened.push(r.value)
+      for (const r of parents) if (r.status === 'rejected') throw r.reason
+      const [files, keep, versions] = parents.map(r => (r as PromiseFulfilledResult<NonNullable<Awaited<ReturnType<typeof openParent>>>>).value)
       await assertNoCollision(name, files.dir, files.base, 'files')
       await assertNoCollision(name, keep.dir, keep.base, 'keep')
       await assertNoCollision(name, versions.dir, versions.base + SIG_SUFFIX, 'versions')
@@ -573,30 +573,35 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
   async function openContent (name: string, chunkBytes: number): Promise<AsyncIterable<Uint8Array> | undefined> {
     const held = index.get(name)
     if (held === undefined || !held.present || held.version.kind !== VersionKind.File || isExpired(held.version, clock.nowMs())) return undefined
-    const p = await openParentIfSafe(dirs.files, name)
-    if (p === undefined) return undefined
-    let handle: fsp.FileHandle
-    try {
-      handle = await fsp.open(p.dir.at(p.base), OPEN_READ)
-    } catch (err) {
-      await p.release()
-      if (isAbsent(err)) return undefined
-      throw err
-    }
-    const size = held.version.size
     const repair = (): void => {
       fingerprints.delete(name)
       void check(name).then(r => { if (r !== undefined) events.problem(r.reason) }, () => {})
     }
-    if (!(await handle.stat()).isFile()) {
-      await handle.close()
-      await p.release()
-      repair()
-      return undefined
-    }
+    const p = await openParentIfSafe(dirs.files, name)
+    if (p === undefined) return undefined
+    const st = await lstatEntry(p.dir, p.base).finally(p.release)
+    if (st === undefined) return undefined
+    if (!st.isFile()) { repair(); return undefined }
+    const size = held.version.size
+    // Nothing is held open until the first chunk is asked for: a generator never started never
+    // runs its finally, so a reader that gives up before reading (a stream reset) would leak both.
     return (async function * () {
+      const q = await openParentIfSafe(dirs.files, name)
+      if (q === undefined) throw new DmError('ERR_CONTENT_MISMATCH', `content of "${printable(name)}" disappeared before it was served`)
+      let handle: fsp.FileHandle
+      try {
+        handle = await fsp.open(q.dir.at(q.base), OPEN_READ)
+      } catch (err) {
+        await q.release()
+        if (isAbsent(err)) { repair(); throw new DmError('ERR_CONTENT_MISMATCH', `content of "${printable(name)}" disappeared before it was served`) }
+        throw err
+      }
       const hash = createHash('sha256')
       try {
+        if (!(await handle.stat()).isFile()) {
+          repair()
+          throw new DmError('ERR_CONTENT_MISMATCH', `content of "${printable(name)}" is no longer a regular file`)
+        }
         for (let off = 0; off < size;) {
           const buf = Buffer.allocUnsafe(Math.min(chunkBytes, size - off))
           const { bytesRead } = await handle.read(buf, 0, buf.length, off)
@@ -612,7 +617,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
         }
       } finally {
         await handle.close()
-        await p.release()
+        await q.release()
       }
     })()
   }

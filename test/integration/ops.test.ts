@@ -632,7 +632,11 @@ test('every node restarted at once: files intact and identical, and the mesh ref
   await c.nodes[2].submit(c.sign('dns/cnames', zone), zone)
   await c.waitAll('hello.txt', hello)
   await c.waitAll('dns/cnames', zone)
-  const listed = await c.nodes[0].api<unknown[]>('/v1/versions')
+  // The file lands on disk a moment before the index lists it (it flaked at load 11): wait for both entries.
+  const listed = await waitFor('n0 lists both versions', async () => {
+    const l = await c.nodes[0].api<Array<{ name: string, present: boolean }>>('/v1/versions')
+    return l.length === 2 && l.every(e => e.present) ? l : undefined
+  })
 
   await Promise.all(c.nodes.map(async n => await n.stop()))
   for (const n of c.nodes) assert.equal(n.proc!.exitCode, 0, n.log)

@@ -63,3 +63,19 @@ export interface VectorFile {
 export function loadVectors (): VectorFile {
   return JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'vectors', 'version-v1.json'), 'utf8')) as VectorFile
 }
+
+/**
+ * This process's open descriptors that name something under `dir` (read from
+ * /proc/self/fd), as "fd -> path". A store, once closed, must hold none: a
+ * descriptor left to the garbage collector is a leak a peer could repeat until EMFILE.
+ */
+export function fdsUnder (dir: string): string[] {
+  const root = fs.realpathSync(dir)
+  const open: string[] = []
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target: string
+    try { target = fs.readlinkSync(`/proc/self/fd/${fd}`) } catch { continue } // closed meanwhile (readdir's own fd)
+    if (target === root || target.startsWith(root + path.sep)) open.push(`${fd} -> ${target}`)
+  }
+  return open
+}

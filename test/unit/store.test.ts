@@ -5,7 +5,7 @@ import path from 'node:path'
 import { openStore, type Store } from '../../src/store/store.js'
 import { FILE_MODE } from '../../src/store/durable.js'
 import { VersionKind, encodeEnvelope, hex, networkIdFrom, newVersion, versionId, type SignedVersion } from '../../src/format/version.js'
-import { dmError, tempDir, testKey } from './helpers.js'
+import { dmError, fdsUnder, tempDir, testKey } from './helpers.js'
 
 const NET = networkIdFrom('store-net')
 const key = testKey(31)
@@ -18,13 +18,20 @@ function version (name: string, content: string | undefined, timestampMs: number
   })
 }
 
-/** A temporary state dir and a store on it, collecting reported problems. */
+/** A temporary state dir and a store on it, collecting reported problems. Every store opened is closed after, and must then hold no descriptor under dir. */
 async function withStore (fn: (ctx: { dir: string, store: Store, problems: string[], reopen: () => Promise<Store> }) => Promise<void>): Promise<void> {
   const { dir, cleanup } = tempDir('dm-store-')
   const problems: string[] = []
-  const open = async (): Promise<Store> => await openStore(dir, { problem: m => problems.push(m) })
+  const opened: Store[] = []
+  const open = async (): Promise<Store> => {
+    const s = await openStore(dir, { problem: m => problems.push(m) })
+    opened.push(s)
+    return s
+  }
   try {
     await fn({ dir, store: await open(), problems, reopen: open })
+    for (const s of opened) { await s.flush(); await s.close() }
+    assert.deepEqual(fdsUnder(dir), [], 'descriptors left open under the state dir once every store is closed')
   } finally {
     cleanup()
   }
@@ -380,5 +387,24 @@ test('openContent streams the held content in chunks; a file changed on disk fai
     const changed = await store.openContent('big.txt', 4096)
     await assert.rejects(async () => { for await (const _ of changed ?? []) { /* drain */ } }, dmError('ERR_CONTENT_MISMATCH'))
     assert.equal(await store.openContent('nothing-held', 4096), undefined)
+  })
+})
+
+test('content opened but never read holds no descriptor (a fetch stream reset before the first chunk)', async () => {
+  // withStore fails the test if any descriptor under the state dir outlives the store.
+  await withStore(async ({ store }) => {
+    await store.commit(version('served', 'some bytes', 1000), Buffer.from('some bytes'))
+    for (let i = 0; i < 20; i++) assert.ok(await store.openContent('served', 4096) !== undefined)
+  })
+})
+
+test('a collision refused while the other directories open concurrently leaves none of them open', async () => {
+  await withStore(async ({ store }) => {
+    await store.commit(version('x', 'old x', 1000), Buffer.from('old x'))
+    await store.commit(version('d/e/f', 'deep', 1000), Buffer.from('deep'))
+    // files/x is a file, so files/x/... is refused; keep/ and versions/ open (and create) deeper paths meanwhile.
+    for (let i = 0; i < 20; i++) {
+      await assert.rejects(store.commit(version(`x/a${i}/b/c`, 'n', 2000), Buffer.from('n')), dmError('ERR_NAME_COLLISION'))
+    }
   })
 })

@@ -23,12 +23,17 @@ const signer = rawPublicKey(createPublicKey(privateKey))
 const other = generateKeyPairSync('ed25519').privateKey
 const otherSigner = rawPublicKey(createPublicKey(other))
 const dirs: string[] = []
-afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }) })
 
 interface Node { id: string, store: Store, sync: Sync, publish: (v: SignedVersion, content: Uint8Array) => ReturnType<Sync['acceptor']['ingest']> }
 const noPeers = { sample: () => [], learn: () => {}, onJoin: () => {}, wantsIntroductions: () => false }
 const started: Sync[] = []
-afterEach(async () => { for (const s of started.splice(0)) await s.stop() })
+const stores: Store[] = []
+// Services stopped, then the stores flushed and closed (no descriptor left to the GC), then their directories removed.
+afterEach(async () => {
+  for (const s of started.splice(0)) await s.stop()
+  for (const s of stores.splice(0)) { await s.flush(); await s.close() }
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+})
 
 async function mesh (n: number, allow = [signer], opts: { wrapStore?: (s: Store) => Store } = {}): Promise<{ net: MemoryNetwork, nodes: Node[] }> {
   const net = new MemoryNetwork()
@@ -37,6 +42,7 @@ async function mesh (n: number, allow = [signer], opts: { wrapStore?: (s: Store)
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-sync-'))
     dirs.push(dir)
     const opened = await openStore(dir)
+    stores.push(opened)
     const store = opts.wrapStore?.(opened) ?? opened
     const sync = createSync({ store, transport: net.transport(`n${i}`), peers: noPeers, clock: systemClock, random: Math.random, log: silentLog }, {
       policy: { networkId, allowlist: new Map([['f', i === 0 ? [...allow, otherSigner] : allow], ['big', allow]]), maxClockSkewMs: 60_000 },

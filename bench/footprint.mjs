@@ -3,7 +3,10 @@
 // idle for 30 s once start-up has settled: resident memory (VmRSS from
 // /proc/PID/status, sampled every second) and CPU (utime+stime from
 // /proc/PID/stat over the window). Then the start-up time of CLI verbs
-// against `node -e 0`, median of 10, interleaved so drift hits all alike.
+// against `node -e 0`, median of 10, interleaved so drift hits all alike,
+// and `dm publish` of 1 KiB against `node -e 0` plus the daemon's commit:
+// the same publish request (pre-signed with `dm sign`) posted from this
+// already-running process, from just before the request to the answer.
 //
 //   node bench/footprint.mjs [--idle 30000] [--settle 5000] [--reps 10] [--node-args '--max-semi-space-size=1']
 //
@@ -11,7 +14,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  CLK_TCK, foreignMeter, waitQuiet, Cluster, DM, dm, loadLine, machineLine, max, median, mib, min, ms, now, parseArgs, printTable, procStats, ratio, runTimed, sleep, waitFor
+  CLK_TCK, apiRequest, foreignMeter, waitQuiet, Cluster, DM, dm, loadLine, machineLine, max, median, mib, min, ms, now, parseArgs, printTable, procStats, ratio, runTimed, sleep, waitFor
 } from './lib.mjs'
 
 const opts = parseArgs({ idle: 30_000, settle: 5000, reps: 10, quiet: 0.15, quietWait: 120_000, nodeArgs: '' })
@@ -21,7 +24,7 @@ console.log(machineLine())
 if (nodeArgs.length > 0) console.log(`daemons run as: node ${nodeArgs.join(' ')} bin/dm daemon ...`)
 console.log(await loadLine())
 
-const cluster = new Cluster({ names: ['motd.txt'], prefix: 'dm-bench-footprint-' })
+const cluster = new Cluster({ names: ['motd.txt', 'commit.txt'], prefix: 'dm-bench-footprint-' })
 try {
   await cluster.create(3)
   await cluster.startAll({ nodeArgs })
@@ -64,15 +67,35 @@ try {
   printTable(rows, `idle window: ${wall.toFixed(1)} s, RSS sampled every 1 s (${rss[0].length} samples); CPU = (utime+stime) delta / ${CLK_TCK} Hz / wall`)
   console.log(`other processes used ${(foreignIdle * 100).toFixed(0)}% of the machine during the idle window`)
 
-  // CLI start-up, interleaved: node -e 0, dm --help, dm pubkey, dm list, repeated.
+  // CLI start-up, interleaved: node -e 0, dm --help, dm pubkey, dm list, dm status, dm publish, repeated.
   const key = cluster.key.path
+  fs.writeFileSync(file, 'x'.repeat(1024))
   const verbs = [
     ['baseline: node -e 0', ['-e', '0']],
     ['dm --help', [DM, '--help']],
     ['dm pubkey KEY', [DM, 'pubkey', key]],
     ['dm list (1 file, daemon running)', [DM, 'list', '--config', n0.configPath]],
-    ['dm status (daemon running)', [DM, 'status', '--config', n0.configPath]]
+    ['dm status (daemon running)', [DM, 'status', '--config', n0.configPath]],
+    ['dm publish 1 KiB (daemon running)', [DM, 'publish', file, '--key', key, '--config', n0.configPath]]
   ]
+  // The daemon's commit: a publish body (u32 envelope length, envelope, content) of
+  // another name, signed in advance in order, posted by this warm process.
+  const sigs = []
+  for (let r = 0; r <= opts.reps; r++) {
+    const sig = path.join(cluster.root, `commit-${r}.sig`)
+    await dm(['sign', file, '--key', key, '--name', 'commit.txt', '--out', sig, '--config', n0.configPath])
+    const envelope = fs.readFileSync(sig)
+    const length = Buffer.alloc(4)
+    length.writeUInt32BE(envelope.length)
+    sigs.push(Buffer.concat([length, envelope, fs.readFileSync(file)]))
+  }
+  const commit = async (body) => {
+    const t0 = now()
+    await apiRequest(n0.socket, 'POST', '/v1/versions', body)
+    return now() - t0
+  }
+  await commit(sigs.shift()) // warm this process's client
+  const commits = []
   const times = verbs.map(() => [])
   for (const [, args] of verbs) await runTimed(args) // warm the page cache
   await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
@@ -83,12 +106,17 @@ try {
       if (res.code !== 0) throw new Error(`${label} exited ${res.code}: ${res.stderr}`)
       times[i].push(res.ms)
     }
+    commits.push(await commit(sigs[r]))
   }
   const base = median(times[0])
   printTable([
     ['command (spawn to exit)', 'median', 'min', 'max', 'x node -e 0', 'minus node -e 0'],
     ...verbs.map(([label], i) => [label, ms(median(times[i])), ms(min(times[i])), ms(max(times[i])), ratio(median(times[i]), base), ms(median(times[i]) - base)])
   ], `CLI start-up, ${opts.reps} interleaved runs each`)
+  const publish = median(times[verbs.length - 1])
+  const commitMs = median(commits)
+  console.log(`the daemon's commit of 1 KiB, posted by a warm client: median ${ms(commitMs)} (min ${ms(min(commits))}, max ${ms(max(commits))})`)
+  console.log(`dm publish ${ms(publish)} = ${ratio(publish - commitMs, base)} node -e 0 + the commit (target <= 1.50x)`)
   console.log(`other processes used ${(othersCli() * 100).toFixed(0)}% of the machine during the CLI runs`)
 } finally {
   await cluster.stop()

@@ -28,9 +28,21 @@ async function post (cfg: Config, body: RequestBody): Promise<void> {
   await apiRequest(cfg.api.socket, 'POST', '/v1/versions', body, { stateDir: cfg.stateDir })
 }
 
-/** A file to publish: its size and SHA-256, read once in chunks (never whole in memory), refusing one over the limit first. */
-async function hashFile (file: string): Promise<{ size: number, sha256: Buffer }> {
+/** A file to publish: its size and SHA-256, and its bytes when it is small. */
+interface Content { size: number, sha256: Buffer, bytes?: Buffer }
+
+/**
+ * Reads a file to publish, refusing one over the limit first. A small file
+ * is read once, whole: hashed and sent from the same bytes, without streams.
+ * A larger one is hashed in chunks (never whole in memory) and read again
+ * as it is sent (publishBody).
+ */
+async function readForPublish (file: string): Promise<Content> {
   checkContentFile(file)
+  if (fs.statSync(file).size <= READ_CHUNK_BYTES) {
+    const bytes = fs.readFileSync(file)
+    if (bytes.length <= READ_CHUNK_BYTES) return { size: bytes.length, sha256: createHash('sha256').update(bytes).digest(), bytes }
+  }
   const hash = createHash('sha256')
   let size = 0
   for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK_BYTES })) {
@@ -41,12 +53,13 @@ async function hashFile (file: string): Promise<{ size: number, sha256: Buffer }
   return { size, sha256: hash.digest() }
 }
 
-/** Read size of the streamed publish: few system calls, little memory. */
+/** Read size of the streamed publish, and the largest file read whole: few system calls, little memory. */
 const READ_CHUNK_BYTES = 256 * 1024
 
-/** The publish body for a file: the envelope, then the file's bytes read again as they are sent. */
-function streamedBody (v: SignedVersion, file: string): RequestBody {
+/** The publish body for a file: the envelope, then the file's bytes (read again as they are sent, unless read whole). */
+function publishBody (v: SignedVersion, file: string, content: Content): RequestBody {
   const head = encodePublishHead(v)
+  if (content.bytes !== undefined) return Buffer.concat([head, content.bytes])
   return {
     length: head.length + v.size,
     chunks: (async function * () {
@@ -94,6 +107,7 @@ export const publish: Command = {
     const sigFile = str(args, 'sig')
     const cfg = config(args)
     let v: SignedVersion
+    let content: Content | undefined
     if (sigFile !== undefined) {
       for (const k of ['key', 'name', 'ttl']) if (args.values[k] !== undefined) throw new DmError('ERR_USAGE', `--${k} cannot be used with --sig: the signed envelope fixes it`)
       v = readEnvelopeFile(sigFile)
@@ -101,17 +115,18 @@ export const publish: Command = {
       if (v.kind === VersionKind.Tombstone && file !== undefined) throw new DmError('ERR_USAGE', `${sigFile} is a deletion of "${v.name}"; it takes no FILE`)
       if (file !== undefined) {
         // The content rules (11, 12) of the policy, from one streamed read.
-        const { size, sha256 } = await hashFile(file)
-        const match = checkDigest(v, size, sha256)
+        content = await readForPublish(file)
+        const match = checkDigest(v, content.size, content.sha256)
         if (!match.ok) throw new DmError(match.code, `${file}: ${match.reason}`)
       }
     } else {
       if (file === undefined) throw new DmError('ERR_USAGE', 'usage: dm publish FILE --key PATH, or dm publish [FILE] --sig SIG')
-      v = signHere(args, cfg, str(args, 'name') ?? path.basename(file), await hashFile(file))
+      content = await readForPublish(file)
+      v = signHere(args, cfg, str(args, 'name') ?? path.basename(file), content)
     }
     const certFile = str(args, 'cert')
     if (certFile !== undefined) v = attachCertificateFile(v, certFile)
-    await post(cfg, file === undefined ? encodePublishHead(v) : streamedBody(v, file))
+    await post(cfg, file === undefined || content === undefined ? encodePublishHead(v) : publishBody(v, file, content))
     process.stdout.write(v.kind === VersionKind.Tombstone ? `deleted "${v.name}"\n` : `published "${v.name}" (${formatBytes(v.size)})\n`)
     return 0
   }

@@ -59,7 +59,8 @@ export function sha256 (data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(data).digest())
 }
 
-export const EMPTY_SHA256 = sha256(new Uint8Array(0))
+/** SHA-256 of no bytes, written out: hashing at load time would load node:crypto before any command needs it. */
+export const EMPTY_SHA256 = new Uint8Array(Buffer.from('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hex'))
 
 /** The exact bytes that are signed. */
 export function signedBytes (h: VersionHeader): Buffer {

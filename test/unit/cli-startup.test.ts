@@ -8,19 +8,32 @@ import { REPO_ROOT, tempDir } from './helpers.js'
 
 /*
  * The client verbs must not load libp2p or pino: they are most of the
- * bundle, and loading them would multiply dm's start-up. A module hook
- * records every file the built dm loads; dist/bundle-chunks.json (written by
- * the build from esbuild's metafile) says which chunks hold those packages.
+ * bundle, and loading them would multiply dm's start-up. bin/dm runs the
+ * client verbs from dist/client/client.js, one script it reads and compiles
+ * itself, and the others from the ESM bundle in dist/bundle/.
+ * dist/bundle-chunks.json (written by the build from esbuild's metafiles)
+ * says which source files each output holds; a preload records the files dm
+ * reads and a module hook every ES module it loads.
  */
 
-const HEAVY = /node_modules\/(libp2p|@libp2p\/|@chainsafe\/|pino)/
+const HEAVY = /node_modules\/(libp2p|@libp2p\/|@chainsafe\/|@multiformats\/|pino)/
+const CLIENT = 'dist/client/client.js'
+const FULL = 'dist/bundle/dm.js'
+
+const outputs = (): Record<string, string[]> => JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'dist/bundle-chunks.json'), 'utf8')) as Record<string, string[]>
 
 function chunksWith (input: RegExp): Set<string> {
-  const chunks = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'dist/bundle-chunks.json'), 'utf8')) as Record<string, string[]>
-  return new Set(Object.entries(chunks).filter(([, inputs]) => inputs.some(i => input.test(i))).map(([out]) => path.join(REPO_ROOT, out)))
+  return new Set(Object.entries(outputs()).filter(([, inputs]) => inputs.some(i => input.test(i))).map(([out]) => path.join(REPO_ROOT, out)))
 }
 
-test('publish, list, status, get and --help load no libp2p or pino chunk; dm id loads libp2p (the check sees it) but not the daemon module', async () => {
+test('the client bundle holds the client verbs and no libp2p or pino', () => {
+  const inputs = outputs()[CLIENT]
+  assert.ok(inputs.includes('src/cli/client.ts') && inputs.includes('src/cli/help.ts'), 'the client bundle holds dm publish and the help')
+  assert.deepEqual(inputs.filter(i => HEAVY.test(i) || i.startsWith('src/daemon/daemon.ts') || i.startsWith('src/net/')), [])
+  assert.ok(Object.values(outputs()).some(i => i.some(f => HEAVY.test(f))), 'the check sees libp2p in the full bundle')
+})
+
+test('publish, list, status, get, keygen and --help run from the client bundle and load no libp2p or pino; dm id loads libp2p but not the daemon module', async () => {
   const heavy = chunksWith(HEAVY)
   const daemonModule = chunksWith(/^src\/daemon\/daemon\.ts$/)
   assert.ok(heavy.size > 0, 'the bundle has libp2p/pino chunks')
@@ -33,21 +46,34 @@ export async function load (url, context, next) {
   return await next(url, context)
 }\n`)
     fs.writeFileSync(path.join(dir, 'register.mjs'), `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)})\n`)
+    // Files read whole: how bin/dm loads the client bundle.
+    fs.writeFileSync(path.join(dir, 'reads.cjs'), `const fs = require('node:fs')
+const readFileSync = fs.readFileSync
+fs.readFileSync = function (file, ...rest) {
+  if (typeof file === 'string') fs.appendFileSync(${JSON.stringify(log)}, require('node:url').pathToFileURL(file).href + '\\n')
+  return readFileSync.call(this, file, ...rest)
+}\n`)
     const config = path.join(dir, 'dm.toml')
     fs.writeFileSync(config, 'state_dir = "state"\n[network]\nlisten = ["/ip4/127.0.0.1/tcp/7946"]\n[api]\nsocket = "api.sock"\n')
     fs.writeFileSync(path.join(dir, 'f'), 'x')
-    const loadedBy = async (args: string[]): Promise<string[]> => {
+    const run = async (args: string[]): Promise<{ code: number, loaded: string[] }> => {
       fs.writeFileSync(log, '')
-      await new Promise<void>(resolve => execFile(process.execPath, ['--import', pathToFileURL(path.join(dir, 'register.mjs')).href, path.join(REPO_ROOT, 'bin/dm'), ...args], { timeout: 30_000 }, () => resolve()))
-      return fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map(u => new URL(u).pathname)
+      const code = await new Promise<number>(resolve => execFile(process.execPath, ['--require', path.join(dir, 'reads.cjs'), '--import', pathToFileURL(path.join(dir, 'register.mjs')).href, path.join(REPO_ROOT, 'bin/dm'), ...args], { timeout: 30_000 }, err => {
+        resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : -1)
+      }))
+      return { code, loaded: fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map(u => new URL(u).pathname) }
     }
-    for (const args of [['--help'], ['status', '-c', config], ['list', '-c', config], ['get', 'f', '-c', config], ['publish', path.join(dir, 'f'), '--sig', path.join(dir, 'f'), '-c', config]]) {
-      const loaded = await loadedBy(args)
-      assert.ok(loaded.some(p => p.endsWith('/dist/bundle/dm.js')), `the hook saw dm ${args[0]} load the bundle`)
-      assert.deepEqual(loaded.filter(p => heavy.has(p)), [], `dm ${args[0]} loaded libp2p or pino`)
+    const key = path.join(dir, 'k')
+    // Exit statuses: 0, or 3 (no daemon) once the verb got as far as calling the daemon.
+    for (const [args, status] of [[['--help'], 0], [['keygen', '--out', key], 0], [['status', '-c', config], 3], [['list', '-c', config], 3], [['get', 'f', '-c', config], 3], [['publish', path.join(dir, 'f'), '--key', key, '-c', config], 3]] as const) {
+      const { code, loaded } = await run([...args])
+      assert.equal(code, status, `dm ${args.join(' ')} exit status`)
+      assert.ok(loaded.includes(path.join(REPO_ROOT, CLIENT)), `dm ${args[0]} ran the client bundle`)
+      assert.deepEqual(loaded.filter(p => heavy.has(p) || p === path.join(REPO_ROOT, FULL)), [], `dm ${args[0]} loaded the full bundle, libp2p or pino`)
     }
-    const id = await loadedBy(['id', '-c', config])
-    assert.ok(id.some(p => heavy.has(p)), 'dm id loads libp2p: the check detects heavy chunks')
-    assert.deepEqual(id.filter(p => daemonModule.has(p)), [], 'dm id does not load the daemon module')
+    const id = await run(['id', '-c', config])
+    assert.ok(id.loaded.some(p => heavy.has(p)), 'dm id loads libp2p: the check detects heavy chunks')
+    assert.ok(!id.loaded.includes(path.join(REPO_ROOT, CLIENT)), 'dm id runs from the full bundle')
+    assert.deepEqual(id.loaded.filter(p => daemonModule.has(p)), [], 'dm id does not load the daemon module')
   } finally { cleanup() }
 })

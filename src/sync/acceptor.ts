@@ -55,7 +55,7 @@ export interface AcceptorEvents {
   /** A version was committed; `content` as in `verified`. */
   accepted: { entry: HeldEntry, content: Uint8Array, source: string }
   /** A version was refused; `code` is its ERR_* reason. */
-  refused: { code: string, source: string }
+  refused: { code: string, source: string, version: SignedVersion }
   /** A revocation list came into force. */
   revoked: { list: RevocationList }
   /** Held versions expired and their files were removed. */
@@ -126,7 +126,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   const held = (name: string): HeldEntry | undefined => effectiveHeld(rules(), store.get(name))
 
   function refuse (v: SignedVersion, r: Refusal, source: string): Refusal {
-    events.emit('refused', { code: r.code, source })
+    events.emit('refused', { code: r.code, source, version: v })
     const fields = { name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, source, code: r.code, reason: r.reason }
     // Duplicates arrive from every neighbour during a flood: expected, not news.
     if (r.code === 'ERR_ALREADY_HELD') log.debug(fields, 'version refused')

@@ -4,7 +4,7 @@ import net from 'node:net'
 import { DmError, describeError, type ErrorCode } from '../errors.js'
 import type { SignedVersion } from '../format/version.js'
 import type { Refusal } from '../policy/accept.js'
-import { nameProblem } from '../format/names.js'
+import { assertValidName } from '../format/names.js'
 import type { FleetQuery, FleetView } from './fleet-view.js'
 import { createConnectionGovernor, type ConnectionGovernor, type GovernorLimits } from './limits.js'
 import { prepareSocketDir, socketPathKind, SOCKET_MODE } from './socket.js'
@@ -203,7 +203,9 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
       send(res, 200, await fleet(h, url.searchParams))
     } else if (route === 'GET /v1/content') {
       const name = url.searchParams.get('name')
-      if (name === null || name === '') throw new DmError('ERR_USAGE', 'GET /v1/content needs ?name=')
+      if (name === null) throw new DmError('ERR_USAGE', 'GET /v1/content needs ?name=')
+      // As everywhere a name is a string already: one that breaks the rules (empty included) is ERR_NAME_INVALID.
+      assertValidName(name)
       const content = await h.content(name)
       if (content === undefined) throw new DmError('ERR_NOT_FOUND', `no content held for "${name}"`)
       if (!res.destroyed) {
@@ -217,7 +219,8 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
     const code = err instanceof DmError ? err.code : 'ERR_API'
     send(res, STATUS_FOR[code] ?? 400, { ok: false, code, reason: describeError(err) })
     // Do not read on after a refusal: the rest of a refused body is not held, the connection closes.
-    if (!req.complete) res.once('finish', () => socket.destroy())
+    // A GET has no body to refuse: its connection stays open for the client's next request (keep-alive).
+    if (!req.complete && req.method !== 'GET') res.once('finish', () => socket.destroy())
   }
 }
 
@@ -226,7 +229,7 @@ async function fleet (h: ApiHandlers, params: URLSearchParams): Promise<FleetVie
   if (h.fleet === undefined) throw new DmError('ERR_OPEN_MESH', 'this mesh is open (no [network] key): the fleet view is built from node reports, which only a private mesh has')
   const name = params.get('name') ?? undefined
   const version = params.get('version') ?? undefined
-  if (name !== undefined && nameProblem(name) !== undefined) throw new DmError('ERR_NAME_INVALID', `?name= ${nameProblem(name) as string}`)
+  if (name !== undefined) assertValidName(name)
   if (version !== undefined && !/^[0-9a-f]{16,64}$/.test(version)) throw new DmError('ERR_USAGE', '?version= must be 16 to 64 lowercase hex digits of a version id')
   return await h.fleet({ name, version })
 }

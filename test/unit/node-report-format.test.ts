@@ -3,7 +3,11 @@ import assert from 'node:assert/strict'
 import { encodeNodeReport, MAX_REPORT_BYTES, MAX_REPORTED_REFUSALS, parseNodeReport, type NodeReport } from '../../src/format/node-report.js'
 import { createRefusalLog } from '../../src/daemon/refusal-log.js'
 import { networkIdFrom, newVersion } from '../../src/format/version.js'
-import { dmError, testKey } from './helpers.js'
+import fs from 'node:fs'
+import path from 'node:path'
+import { nodeReportName } from '../../src/policy/node-reports.js'
+import { peerIdOfKey } from '../../src/net/identity.js'
+import { dmError, keyFromSeed, REPO_ROOT, testKey } from './helpers.js'
 
 /* The node report's bytes: round trip, the size bound and truncation, hostile content, the bounded refusal log. */
 
@@ -84,4 +88,15 @@ test('refusal log: keeps the last distinct refusals, most recent first, counts e
   assert.equal(recent[0].name, 'f39')
   assert.equal(recent.at(-1)?.name, 'f8')
   assert.deepEqual(log.counts(), { ERR_SIGNER_NOT_ALLOWED: 2, ERR_NAME_NOT_ALLOWED: 40 })
+})
+
+test('node report: the worked example of docs/PROTOCOL.md section 14.2 parses and encodes back to the same bytes', () => {
+  const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs/PROTOCOL.md'), 'utf8')
+  const example = /<!-- node-report-example -->\n```json\n(.*)\n```/.exec(doc)?.[1]
+  assert.ok(example !== undefined, 'the example is in the document')
+  const parsed = parseNodeReport(Buffer.from(example))
+  assert.equal(encodeNodeReport(parsed).toString(), example)
+  const node = keyFromSeed(Buffer.alloc(32, 0x42))
+  assert.equal(parsed.peerId, peerIdOfKey(node.publicKey))
+  assert.ok(doc.includes(nodeReportName(node.publicKey)))
 })

@@ -118,7 +118,8 @@ export function createNodeReporter (c: NodeReporterComponents, tuning: Pick<Tuni
     if (nowMs < own.cert.notBeforeMs || nowMs >= own.cert.notAfterMs) return
     const report = current()
     const content = encodeNodeReport(report)
-    const timestampMs = Math.max(nowMs, lastTimestampMs + 1)
+    // Later than any report before, also one held from an earlier run on a clock that was ahead.
+    const timestampMs = Math.max(nowMs, lastTimestampMs + 1, (store.get(name)?.timestampMs ?? 0) + 1)
     const v = withCertificates(newVersion({
       name, networkId: c.networkId, privateKey: c.identity.privateKey, signer: c.identity.publicKey, content, timestampMs,
       expiresAtMs: timestampMs + REPORT_LIFETIME_REFRESHES * tuning.nodeReportRefreshMs

@@ -13,6 +13,7 @@ import type { Clock } from '../util/clock.js'
 import { Events } from '../util/events.js'
 import type { Log } from '../util/log.js'
 import { NO_REVOCATIONS, type RevocationList } from '../policy/revocation.js'
+import { isNodeReportName } from '../policy/node-reports.js'
 import { receiveContent } from './content.js'
 
 /*
@@ -209,7 +210,8 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
         : { ok: false, code: 'ERR_STALE', reason: `a newer version of "${printable(v.name)}" was stored first`, retryable: false }, source)
     }
     const entry = store.get(v.name) as HeldEntry
-    log.info({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
+    // Node reports arrive from every node on every change: news only when debugging.
+    log[isNodeReportName(v.name) ? 'debug' : 'info']({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
     events.emit('accepted', { entry, content, source })
     return { ok: true }
   }

@@ -39,6 +39,8 @@ export type ErrorCode =
   | 'ERR_NOT_ADMITTED'
   /** a signer key or node identity listed in the network's revocation list (src/policy/revocation.ts) */
   | 'ERR_REVOKED'
+  /** dm fleet / dm wait on a mesh without [network] key: there are no node reports to build a view from */
+  | 'ERR_OPEN_MESH'
   // store
   | 'ERR_STORE_IO'
   /** state_dir or one of its directories is a symlink, writable by others, or owned by another user */

@@ -4,6 +4,8 @@ import net from 'node:net'
 import { DmError, describeError, type ErrorCode } from '../errors.js'
 import type { SignedVersion } from '../format/version.js'
 import type { Refusal } from '../policy/accept.js'
+import { assertValidName } from '../format/names.js'
+import type { FleetQuery, FleetView } from './fleet-view.js'
 import { createConnectionGovernor, type ConnectionGovernor, type GovernorLimits } from './limits.js'
 import { prepareSocketDir, socketPathKind, SOCKET_MODE } from './socket.js'
 import { MAX_ENVELOPE_BYTES, MAX_PUBLISH_BODY_BYTES, decodePublishHead, type PeerInfoJson, type StatusInfo, type VersionInfo } from './wire.js'
@@ -26,6 +28,8 @@ export interface ApiHandlers {
   status: () => StatusInfo
   /** The held content of `name`, checked against its signed hash; undefined when not held (or a tombstone). */
   content: (name: string) => Promise<Uint8Array | undefined>
+  /** The fleet view from the node reports held; absent on an open mesh, which has none. */
+  fleet?: (q: FleetQuery) => Promise<FleetView>
 }
 
 export interface ApiServer {
@@ -103,6 +107,7 @@ const STATUS_FOR: Partial<Record<ErrorCode, number>> = {
   ERR_TOO_LARGE: 413,
   ERR_NOT_FOUND: 404,
   ERR_API_BUSY: 503,
+  ERR_OPEN_MESH: 409,
   ERR_API: 500,
   ERR_STORE_IO: 500
 }
@@ -194,9 +199,13 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
       send(res, 200, h.peers())
     } else if (route === 'GET /v1/status') {
       send(res, 200, h.status())
+    } else if (route === 'GET /v1/fleet') {
+      send(res, 200, await fleet(h, url.searchParams))
     } else if (route === 'GET /v1/content') {
       const name = url.searchParams.get('name')
-      if (name === null || name === '') throw new DmError('ERR_USAGE', 'GET /v1/content needs ?name=')
+      if (name === null) throw new DmError('ERR_USAGE', 'GET /v1/content needs ?name=')
+      // As everywhere a name is a string already: one that breaks the rules (empty included) is ERR_NAME_INVALID.
+      assertValidName(name)
       const content = await h.content(name)
       if (content === undefined) throw new DmError('ERR_NOT_FOUND', `no content held for "${name}"`)
       if (!res.destroyed) {
@@ -210,6 +219,17 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
     const code = err instanceof DmError ? err.code : 'ERR_API'
     send(res, STATUS_FOR[code] ?? 400, { ok: false, code, reason: describeError(err) })
     // Do not read on after a refusal: the rest of a refused body is not held, the connection closes.
-    if (!req.complete) res.once('finish', () => socket.destroy())
+    // A GET has no body to refuse: its connection stays open for the client's next request (keep-alive).
+    if (!req.complete && req.method !== 'GET') res.once('finish', () => socket.destroy())
   }
+}
+
+/** GET /v1/fleet[?name=NAME][&version=HEX]: refused plainly on an open mesh, never a partial view. */
+async function fleet (h: ApiHandlers, params: URLSearchParams): Promise<FleetView> {
+  if (h.fleet === undefined) throw new DmError('ERR_OPEN_MESH', 'this mesh is open (no [network] key): the fleet view is built from node reports, which only a private mesh has')
+  const name = params.get('name') ?? undefined
+  const version = params.get('version') ?? undefined
+  if (name !== undefined) assertValidName(name)
+  if (version !== undefined && !/^[0-9a-f]{16,64}$/.test(version)) throw new DmError('ERR_USAGE', '?version= must be 16 to 64 lowercase hex digits of a version id')
+  return await h.fleet({ name, version })
 }

@@ -7,7 +7,8 @@ export const EXIT = {
   usage: 2,
   noDaemon: 3,
   degraded: 4,
-  notFound: 5
+  notFound: 5,
+  stragglers: 6
 } as const
 
 export const EXIT_TABLE: ReadonlyArray<[number, string]> = [
@@ -16,7 +17,8 @@ export const EXIT_TABLE: ReadonlyArray<[number, string]> = [
   [EXIT.usage, 'usage error: unknown command or option, missing argument'],
   [EXIT.noDaemon, 'no daemon reachable on api.socket'],
   [EXIT.degraded, 'dm status: the node is degraded (the reasons are printed)'],
-  [EXIT.notFound, 'the name is not held (dm get, dm list NAME)']
+  [EXIT.notFound, 'the name is not held (dm get, dm list NAME)'],
+  [EXIT.stragglers, 'dm wait: the version did not reach the share of the fleet asked for in time (the stragglers are listed)']
 ]
 
 export function exitStatus (err: unknown): number {

@@ -7,6 +7,7 @@ import { configCheck } from './config-check.js'
 import { certIssue, certShow, networkAdmit, networkKeygen } from './trust.js'
 import { daemon, id } from './daemon.js'
 import { revoke } from './revoke.js'
+import { fleet, wait } from './fleet.js'
 import { publish, remove, getContent, list, peers, status } from './client.js'
 import { EXIT, exitStatus } from './exit.js'
 import { bashCompletion, commandHelp, groupHelp, groups, mainHelp, VERSION, type CommandTable } from './help.js'
@@ -47,6 +48,8 @@ export const commands: CommandTable = {
   'cert issue': certIssue,
   'cert show': certShow,
   revoke,
+  fleet,
+  wait,
   completion
 }
 

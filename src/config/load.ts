@@ -228,6 +228,7 @@ function allowlist (files: Record<string, unknown>, problems: string[]): Map<str
     const where = `files."${printable(name)}"`
     const problem = nameProblem(name)
     if (problem !== undefined) { problems.push(`${where}: bad name: ${problem}`); continue }
+    if (isReserved(name)) { problems.push(`${where}: ${RESERVED}`); continue }
     if (!Array.isArray(signers) || signers.length === 0) {
       problems.push(`${where}: must be a non-empty list of base64 Ed25519 public keys`)
       continue
@@ -259,6 +260,10 @@ function allowlist (files: Record<string, unknown>, problems: string[]): Map<str
   return out
 }
 
+/** `_dm` and the names under it are the daemon's own (the revocation list, node reports): never configured. */
+const isReserved = (name: string): boolean => name === '_dm' || name.startsWith('_dm/')
+const RESERVED = 'names under _dm/ are reserved (the revocation list, node reports) and need no entry'
+
 /**
  * The [namespaces] table: each prefix is a valid name, none lies under
  * another or under (or over) a [files] name, and each has an issuer: the
@@ -270,6 +275,7 @@ function namespaceTable (table: Record<string, unknown>, files: Map<string, Uint
     const where = `namespaces."${printable(ns)}"`
     const problem = nameProblem(ns)
     if (problem !== undefined) { problems.push(`${where}: bad namespace: ${problem}`); continue }
+    if (isReserved(ns)) { problems.push(`${where}: ${RESERVED}`); continue }
     if (!Array.isArray(issuers)) { problems.push(`${where}: must be a list of base64 issuer keys ([] for the network key alone)`); continue }
     const keys: Uint8Array[] = []
     issuers.forEach((s: unknown, i: number) => {

@@ -118,6 +118,23 @@ export interface Tuning {
   // --- Local housekeeping ---
   /** How often expired files are looked for; a file outlives its expiry by at most this. */
   expirySweepMs: number
+
+  // --- Node reports (private mesh only; docs/PROTOCOL.md section 14) ---
+  /**
+   * Least time between two reports of this node: a change (a version held or
+   * refused, the peer count moving) is reported at once unless a report went
+   * out less than this ago, then at the end of it. Each report is one small
+   * version spread to every node, so this bounds what a busy or attacked node
+   * costs the fleet; `dm wait` sees a node's progress at most this late.
+   */
+  nodeReportMinIntervalMs: number
+  /**
+   * A report is re-published after this long with no change, and expires
+   * after three of these: a node silent for two is listed as not heard from
+   * (a freeze or partition suspect). Lower notices silence sooner, at one
+   * report per node per interval across the fleet.
+   */
+  nodeReportRefreshMs: number
 }
 
 /** The default: a LAN or data-centre fleet. */
@@ -153,7 +170,10 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   maxIntroducedPerPeer: 64,
   peersPerSummary: 16,
   savePeersIntervalMs: 60_000,
-  expirySweepMs: 1000
+  expirySweepMs: 1000,
+  // A deploy's progress reaches `dm wait` within about 10 s; 100 nodes refreshing every 10 minutes is one small report every 6 s.
+  nodeReportMinIntervalMs: 10_000,
+  nodeReportRefreshMs: 600_000
 })
 
 /**
@@ -173,7 +193,9 @@ export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
   pruneGraceMs: 2000,
   rotateIntervalMs: 5000,
   savePeersIntervalMs: 5000,
-  expirySweepMs: 250
+  expirySweepMs: 250,
+  nodeReportMinIntervalMs: 250,
+  nodeReportRefreshMs: 5000
 })
 
 export const PROFILES = { lan: LAN_PROFILE, local: LOCAL_PROFILE } as const
@@ -192,6 +214,7 @@ export function tuningProblems (t: Tuning): string[] {
   need(t.rotateIntervalMs > t.pruneGraceMs, 'rotateIntervalMs must exceed pruneGraceMs, or rotated connections are shed before they are used')
   need(t.maxFetchesPerPeer <= t.maxParallelFetches, 'maxFetchesPerPeer must not exceed maxParallelFetches')
   need(t.maintainIntervalMs < t.pushPullIntervalMs, 'maintainIntervalMs must be below pushPullIntervalMs, or rounds find no peer after a drop')
+  need(t.nodeReportMinIntervalMs < t.nodeReportRefreshMs, 'nodeReportMinIntervalMs must be below nodeReportRefreshMs, or reports cannot refresh in time')
   for (const [k, v] of Object.entries(t)) need(Number.isFinite(v) && v > 0, `${k} must be a positive number`)
   return problems
 }

@@ -15,7 +15,7 @@ import { LOCAL_SOURCE, type PolicyConfig } from '../sync/acceptor.js'
 import { createSync } from '../sync/index.js'
 import { assertSocketFree, startApiServer } from '../api/server.js'
 import type { Health, PeerInfoJson, StatusInfo } from '../api/wire.js'
-import { loadOrCreateIdentity } from '../net/identity.js'
+import { identitySigningKey, loadOrCreateIdentity, peerIdOfKey } from '../net/identity.js'
 import { createMeshNode } from '../net/node.js'
 import { libp2pTransport } from '../net/transport.js'
 import { createAdmission, loadOwnCertificate } from '../net/admission.js'
@@ -27,6 +27,8 @@ import { loadPeers, savePeers } from './peers-file.js'
 import { versionInfo } from '../api/version-info.js'
 import { judgeHealth } from './health.js'
 import { createHooks, type HookEvent, type HookKind } from './hooks.js'
+import { createNodeReporter } from './node-report.js'
+import { createFleet } from './fleet.js'
 
 /*
  * The daemon: wiring only. Components are built and started in data-flow
@@ -126,6 +128,18 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     await sync.start()
     stops.push(async () => await sync.stop())
 
+    // A private mesh: this node reports on itself under _dm/nodes, and the fleet view is built from every node's report.
+    const self = { key: identitySigningKey(identity), peerId: node.peerId.toString() }
+    const reporter = ownCert === undefined ? undefined : createNodeReporter({
+      acceptor, store, clock, log, networkId: networkIdFrom(config.network.id), identity: self.key, peerId: self.peerId,
+      certificate: () => ownCert as NonNullable<typeof ownCert>, peers: () => mesh.getPeers().length
+    }, tuning)
+    reporter?.start()
+    stops.push(async () => await reporter?.stop())
+    const fleet = reporter === undefined || config.network.key === undefined
+      ? undefined
+      : createFleet({ store, acceptor, reporter, self: { key: self.key.publicKey, peerId: self.peerId }, networkKey: config.network.key, peerIdOf: peerIdOfKey, nowMs: clock.nowMs })
+
     const hooks = createHooks(config.hooks, { filesDir: store.filesDir, log })
     stops.push(async () => await hooks.stop())
     const hookEvent = (e: HeldEntry, kind: HookKind): HookEvent =>
@@ -152,6 +166,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
       publish: async (v, content) => await acceptor.ingest(v, content, LOCAL_SOURCE),
       list: () => [...store.entries()].map(e => versionInfo(e, clock.nowMs(), acceptor.listed(e.name))).sort((a, b) => a.name < b.name ? -1 : 1),
       content: async name => await store.readContent(name),
+      ...(fleet !== undefined ? { fleet: fleet.view } : {}),
       peers: (): PeerInfoJson[] => membership.members().map(m => ({
         id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastError: m.lastError ?? null, name: admission?.nameOf(m.id) ?? null, lastSeenMs: m.lastSeenMs ?? null
       })),

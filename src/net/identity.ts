@@ -1,9 +1,11 @@
+import { createPrivateKey } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf, publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { DmError, describeError } from '../errors.js'
+import type { SigningKey } from '../crypto/keys.js'
 import { readFileNoFollowSync, writeFileDurableSync } from '../store/durable.js'
 
 /** The node's libp2p identity (not a signing key): state_dir/identity.key, protobuf-encoded, mode 0600. */
@@ -40,4 +42,19 @@ export async function loadOrCreateIdentity (stateDir: string): Promise<Identity>
     writeFileDurableSync(file, privateKeyToProtobuf(privateKey), 0o600)
   }
   return { privateKey, peerId: peerIdFromPrivateKey(privateKey) }
+}
+
+/** PKCS#8 DER prefix of an Ed25519 private key; the 32-byte seed follows it. */
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+
+/** The identity as a signing key, for what a node signs about itself (its node report). */
+export function identitySigningKey (identity: Identity): SigningKey {
+  // libp2p's raw Ed25519 private key is seed (32) || public key (32).
+  const seed = identity.privateKey.raw.subarray(0, 32)
+  return { privateKey: createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' }), publicKey: new Uint8Array(identity.privateKey.publicKey.raw) }
+}
+
+/** The peer id a raw Ed25519 identity key stands for. */
+export function peerIdOfKey (key: Uint8Array): string {
+  return peerIdFromPublicKey(publicKeyFromRaw(key)).toString()
 }

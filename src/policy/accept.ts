@@ -6,6 +6,7 @@ import {
 } from '../format/version.js'
 import { printable } from '../format/names.js'
 import { namespaceCertProblem, namespaceOf, type NamespaceTrust } from './namespaces.js'
+import { isNodeReportName, membershipCertProblem, nodeReportOwner } from './node-reports.js'
 import { REVOCATIONS_NAME, revokedReason, type RevocationList } from './revocation.js'
 
 /*
@@ -59,8 +60,13 @@ type Listing = Pick<PolicyContext, 'allowlist' | 'namespaces' | 'networkKey' | '
 
 /** The keys that may sign `name`: its [files] entry, or the owner its namespace path names. */
 export function signersFor (ctx: Listing, name: string): readonly Uint8Array[] | undefined {
-  // The revocation list is the network key's alone, whatever [files] says.
+  // The reserved names under _dm/ are the network's, whatever [files] says: the
+  // revocation list is the network key's alone, a node report its node's alone.
   if (name === REVOCATIONS_NAME) return ctx.networkKey !== undefined ? [ctx.networkKey] : undefined
+  if (isNodeReportName(name)) {
+    const owner = nodeReportOwner(name)
+    return ctx.networkKey !== undefined && typeof owner !== 'string' ? [owner] : undefined
+  }
   const listed = ctx.allowlist.get(name)
   if (listed !== undefined) return listed
   const ns = namespaceOf(ctx, name)
@@ -74,13 +80,17 @@ export function isListed (ctx: Listing, name: string): boolean {
 
 /** Whether `signer` is listed for `name` now, and not revoked fleet-wide. */
 export function signerAllowed (ctx: Listing, name: string, signer: Uint8Array): boolean {
-  if (signerRevoked(ctx, signer) !== undefined) return false
+  if (signerRevoked(ctx, name, signer) !== undefined) return false
   return signersFor(ctx, name)?.some(k => Buffer.from(k).equals(signer)) === true
 }
 
-/** Why `signer` is revoked by the fleet-wide list, or undefined. */
-export function signerRevoked (ctx: Pick<PolicyContext, 'revocations'>, signer: Uint8Array): string | undefined {
-  return ctx.revocations === undefined ? undefined : revokedReason(ctx.revocations.signers, signer)
+/**
+ * Why `signer` is revoked for `name` by the fleet-wide list, or undefined: a
+ * revoked signer key for any name, and for a node report also a revoked node.
+ */
+export function signerRevoked (ctx: Pick<PolicyContext, 'revocations'>, name: string, signer: Uint8Array): string | undefined {
+  if (ctx.revocations === undefined) return undefined
+  return revokedReason(ctx.revocations.signers, signer) ?? (isNodeReportName(name) ? revokedReason(ctx.revocations.nodes, signer) : undefined)
 }
 
 /**
@@ -117,8 +127,22 @@ export function mayStayHeld (ctx: Pick<PolicyContext, 'networkId' | 'allowlist' 
   return cert === undefined ? true : `${cert.reason} (${cert.code})`
 }
 
-/** A name under a declared namespace needs its signer's certificate; any other name needs none. */
+/** Why a name has no signers: a malformed namespaced or reserved name, or simply not listed. */
+function notListedReason (ctx: Listing, name: string): string {
+  if (isNodeReportName(name)) {
+    const owner = nodeReportOwner(name)
+    return typeof owner === 'string' ? owner : `"${printable(name)}" is a node report, and this mesh is open (no [network] key)`
+  }
+  const ns = namespaceOf(ctx, name)
+  return ns !== undefined && 'problem' in ns ? ns.problem : `"${printable(name)}" is not listed in [files]`
+}
+
+/**
+ * A node report needs its node's membership certificate, a name under a
+ * declared namespace its signer's namespace certificate; any other name none.
+ */
 function certProblem (v: SignedVersion, ctx: Listing): { code: ErrorCode, reason: string } | undefined {
+  if (isNodeReportName(v.name)) return ctx.networkKey === undefined ? undefined : membershipCertProblem(v, ctx.networkKey)
   if (ctx.allowlist.has(v.name)) return undefined
   const ns = namespaceOf(ctx, v.name)
   return ns === undefined ? undefined : namespaceCertProblem(v, ns.namespace, ctx)
@@ -139,10 +163,9 @@ export function checkHeader (v: SignedVersion, held: HeldVersion | undefined, ct
   }
   const signers = signersFor(ctx, v.name)
   if (signers === undefined) {
-    const ns = namespaceOf(ctx, v.name)
-    return refuse('ERR_NAME_NOT_ALLOWED', ns !== undefined && 'problem' in ns ? ns.problem : `"${printable(v.name)}" is not listed in [files]`)
+    return refuse('ERR_NAME_NOT_ALLOWED', notListedReason(ctx, v.name))
   }
-  const revoked = signerRevoked(ctx, v.signer)
+  const revoked = signerRevoked(ctx, v.name, v.signer)
   if (revoked !== undefined) {
     return refuse('ERR_REVOKED', `signer ${Buffer.from(v.signer).toString('base64')} is revoked by the network's revocation list (${revoked})`)
   }

@@ -13,6 +13,7 @@ import type { Clock } from '../util/clock.js'
 import { Events } from '../util/events.js'
 import type { Log } from '../util/log.js'
 import { NO_REVOCATIONS, type RevocationList } from '../policy/revocation.js'
+import { isNodeReportName } from '../policy/node-reports.js'
 import { receiveContent } from './content.js'
 
 /*
@@ -55,7 +56,7 @@ export interface AcceptorEvents {
   /** A version was committed; `content` as in `verified`. */
   accepted: { entry: HeldEntry, content: Uint8Array, source: string }
   /** A version was refused; `code` is its ERR_* reason. */
-  refused: { code: string, source: string }
+  refused: { code: string, source: string, version: SignedVersion }
   /** A revocation list came into force. */
   revoked: { list: RevocationList }
   /** Held versions expired and their files were removed. */
@@ -126,7 +127,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   const held = (name: string): HeldEntry | undefined => effectiveHeld(rules(), store.get(name))
 
   function refuse (v: SignedVersion, r: Refusal, source: string): Refusal {
-    events.emit('refused', { code: r.code, source })
+    events.emit('refused', { code: r.code, source, version: v })
     const fields = { name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, source, code: r.code, reason: r.reason }
     // Duplicates arrive from every neighbour during a flood: expected, not news.
     if (r.code === 'ERR_ALREADY_HELD') log.debug(fields, 'version refused')
@@ -209,7 +210,8 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
         : { ok: false, code: 'ERR_STALE', reason: `a newer version of "${printable(v.name)}" was stored first`, retryable: false }, source)
     }
     const entry = store.get(v.name) as HeldEntry
-    log.info({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
+    // Node reports arrive from every node on every change: news only when debugging.
+    log[isNodeReportName(v.name) ? 'debug' : 'info']({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
     events.emit('accepted', { entry, content, source })
     return { ok: true }
   }

@@ -31,7 +31,7 @@ export function createRevocationService (components: { acceptor: Acceptor, store
     }
     acceptor.setRevocations(list)
     for (const e of [...store.entries()]) {
-      const why = signerRevoked({ revocations: list }, e.version.signer)
+      const why = signerRevoked({ revocations: list }, e.name, e.version.signer)
       if (why === undefined || !e.present) continue
       await store.withdraw(e.name)
       log.warn({ name: e.name, signer: Buffer.from(e.version.signer).toString('base64'), reason: why }, 'signer revoked; file withdrawn')

@@ -57,7 +57,7 @@ test('exit statuses follow the one table', () => {
   assert.equal(exitStatus(new DmError('ERR_NOT_FOUND', '')), EXIT.notFound)
   assert.equal(exitStatus(new DmError('ERR_STALE', '')), EXIT.failed)
   assert.equal(exitStatus(new Error('x')), EXIT.failed)
-  assert.deepEqual(Object.values(EXIT), [0, 1, 2, 3, 4, 5])
+  assert.deepEqual(Object.values(EXIT), [0, 1, 2, 3, 4, 5, 6])
 })
 
 test('dm id: 0.0.0.0 and :: become the interface addresses; no usable address is reported, not hidden', () => {

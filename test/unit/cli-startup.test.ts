@@ -33,7 +33,7 @@ test('the client bundle holds the client verbs and no libp2p or pino', () => {
   assert.ok(Object.values(outputs()).some(i => i.some(f => HEAVY.test(f))), 'the check sees libp2p in the full bundle')
 })
 
-test('publish, list, status, get, keygen and --help run from the client bundle and load no libp2p or pino; dm id loads libp2p but not the daemon module', async () => {
+test('publish, list, status, get, fleet, wait, keygen and --help run from the client bundle and load no libp2p or pino; dm id loads libp2p but not the daemon module', async () => {
   const heavy = chunksWith(HEAVY)
   const daemonModule = chunksWith(/^src\/daemon\/daemon\.ts$/)
   assert.ok(heavy.size > 0, 'the bundle has libp2p/pino chunks')
@@ -65,7 +65,7 @@ fs.readFileSync = function (file, ...rest) {
     }
     const key = path.join(dir, 'k')
     // Exit statuses: 0, or 3 (no daemon) once the verb got as far as calling the daemon.
-    for (const [args, status] of [[['--help'], 0], [['keygen', '--out', key], 0], [['status', '-c', config], 3], [['list', '-c', config], 3], [['get', 'f', '-c', config], 3], [['publish', path.join(dir, 'f'), '--key', key, '-c', config], 3]] as const) {
+    for (const [args, status] of [[['--help'], 0], [['keygen', '--out', key], 0], [['status', '-c', config], 3], [['list', '-c', config], 3], [['get', 'f', '-c', config], 3], [['publish', path.join(dir, 'f'), '--key', key, '-c', config], 3], [['fleet', '-c', config], 3], [['wait', 'f', '-c', config], 3]] as const) {
       const { code, loaded } = await run([...args])
       assert.equal(code, status, `dm ${args.join(' ')} exit status`)
       assert.ok(loaded.includes(path.join(REPO_ROOT, CLIENT)), `dm ${args[0]} ran the client bundle`)

@@ -96,11 +96,17 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
 
   async function fetchBatch (peer: string, batch: Want[]): Promise<void> {
     const asked = new Map(batch.map(w => [w.name, w]))
-    const pending: Array<Promise<unknown>> = []
+    /** Commits of this batch not yet finished: at most maxParallelCommits, so received content waiting for the disk stays bounded. */
+    const pending = new Set<Promise<unknown>>()
+    const commit = (job: () => Promise<unknown>): void => {
+      const p = commits.add(job).finally(() => pending.delete(p))
+      pending.add(p)
+    }
     const ch = await transport.open(peer, PROTOCOL_FETCH)
     try {
       await ch.send(encodeMessage({ type: MessageType.Want, entries: batch.map(w => ({ name: w.name, id: w.id })) }))
       for (let answered = 0; answered < batch.length; answered++) {
+        while (pending.size >= tuning.maxParallelCommits) await Promise.race(pending)
         const m = await readMessage(ch)
         if (m.type === MessageType.NotFound) continue
         const v = expectType(m, MessageType.Version).version
@@ -122,7 +128,7 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
           const content = Buffer.allocUnsafe(v.size)
           let at = 0
           await readContent(ch, v.size, chunk => { content.set(chunk, at); at += chunk.length })
-          pending.push(commits.add(async () => await acceptor.ingest(v, content, peer)))
+          commit(async () => await acceptor.ingest(v, content, peer))
         } else {
           // Written to staging/ as it arrives, hashed on the way: never whole in memory, never read back.
           const staged = await store.stage()
@@ -135,7 +141,7 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
             await staged.discard()
             throw err
           }
-          pending.push(commits.add(async () => await acceptor.ingestStaged(v, staged, peer)))
+          commit(async () => await acceptor.ingestStaged(v, staged, peer))
         }
       }
       await ch.close()
@@ -143,7 +149,7 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
       ch.abort(err as Error)
       throw err
     } finally {
-      await Promise.allSettled(pending)
+      await Promise.allSettled([...pending])
     }
   }
 

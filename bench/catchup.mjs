@@ -134,7 +134,7 @@ try {
     await B.start({ wait: false, ...bArgs })
     const tReady = await B.waitReady({ pollMs: 2, timeoutMs: 60_000 })
     // CPU-seconds of B and of the other daemons from readiness to the last file (less sensitive to a busy machine than wall time).
-    const cpu = () => strace.length > 0 ? NaN : cluster.nodes.map(x => procStats(x.pid).ticks / CLK_TCK * 1000)
+    const cpu = () => cluster.nodes.map(x => strace.length > 0 ? NaN : procStats(x.pid).ticks / CLK_TCK * 1000)
     const cpu0 = cpu()
     const timedOut = await Promise.race([w.all.then(() => false), sleep(120_000).then(() => true)])
     const cpu1 = cpu()

@@ -9,11 +9,10 @@
 // first, and each run updates --files of them, spread evenly over the index.
 //
 //   node bench/catchup.mjs [--runs 3] [--files 1000] [--names 0] [--nodes 2] [--size 1024]
-//     [--cpu-prof DIR] [--strace FILE] [--script PATH]
+//     [--cpu-prof DIR] [--script PATH]
 // --cpu-prof: B runs under node --cpu-prof, one profile per start in DIR (read it with
-// bench/cpuprofile.mjs); --strace: B runs under strace -f -c, the last start's syscall counts
-// in FILE; --script: another build of the CLI for every daemon (an unminified bundle, for
-// readable profiles, or an older commit's bundle, for a same-run baseline).
+// bench/cpuprofile.mjs); --script: another build of the CLI for every daemon (an unminified
+// bundle, for readable profiles, or an older commit's bundle, for a same-run baseline).
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -21,7 +20,7 @@ import {
   CLK_TCK, Cluster, apiRequest, foreignMeter, procStats, loadLine, waitQuiet, machineLine, max, median, min, ms, now, parseArgs, printTable, ratio, runTimed, sleep
 } from './lib.mjs'
 
-const opts = parseArgs({ runs: 3, files: 1000, names: 0, nodes: 2, size: 1024, concurrency: 16, poll: 50, quiet: 0.15, quietWait: 120_000, cpuProf: '', strace: '', script: '' })
+const opts = parseArgs({ runs: 3, files: 1000, names: 0, nodes: 2, size: 1024, concurrency: 16, poll: 50, quiet: 0.15, quietWait: 120_000, cpuProf: '', script: '' })
 if (opts.nodes < 2) throw new Error('--nodes must be at least 2')
 const total = Math.max(opts.names, opts.files)
 const names = Array.from({ length: total }, (_, i) => `file-${String(i).padStart(Math.max(4, String(total - 1).length), '0')}`)
@@ -100,8 +99,7 @@ async function waitHeld (n, timeoutMs = 300_000) {
   }
 }
 
-const strace = opts.strace === '' ? [] : ['strace', '-f', '-c', '-o', path.resolve(opts.strace)]
-const cluster = new Cluster({ names, prefix: 'dm-bench-catchup-', prefixOf: i => i === 1 ? strace : [] })
+const cluster = new Cluster({ names, prefix: 'dm-bench-catchup-' })
 try {
   await cluster.create(opts.nodes)
   for (const node of cluster.nodes) await node.start({ pollMs: 20, timeoutMs: 120_000, ...script })
@@ -134,7 +132,7 @@ try {
     await B.start({ wait: false, ...bArgs })
     const tReady = await B.waitReady({ pollMs: 2, timeoutMs: 60_000 })
     // CPU-seconds of B and of the other daemons from readiness to the last file (less sensitive to a busy machine than wall time).
-    const cpu = () => cluster.nodes.map(x => strace.length > 0 ? NaN : procStats(x.pid).ticks / CLK_TCK * 1000)
+    const cpu = () => cluster.nodes.map(x => procStats(x.pid).ticks / CLK_TCK * 1000)
     const cpu0 = cpu()
     const timedOut = await Promise.race([w.all.then(() => false), sleep(120_000).then(() => true)])
     const cpu1 = cpu()

@@ -5,25 +5,37 @@
 // which is the moment it logs "daemon ready") until all 1,000 files are in
 // B's state/files/ with the published bytes. Each run publishes new versions
 // of the same names (run 1: B holds none of them yet; later runs: updates).
+// With --names N (> --files), N names are published and held by every node
+// first, and each run updates --files of them, spread evenly over the index.
 //
-//   node bench/catchup.mjs [--runs 3] [--files 1000] [--nodes 2] [--size 1024]
+//   node bench/catchup.mjs [--runs 3] [--files 1000] [--names 0] [--nodes 2] [--size 1024]
+//     [--cpu-prof DIR] [--script PATH]
+// --cpu-prof: B runs under node --cpu-prof, one profile per start in DIR (read it with
+// bench/cpuprofile.mjs); --script: another build of the CLI for every daemon (an unminified
+// bundle, for readable profiles, or an older commit's bundle, for a same-run baseline).
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  Cluster, apiRequest, foreignMeter, loadLine, waitQuiet, machineLine, max, median, min, ms, now, parseArgs, printTable, ratio, runTimed, sleep
+  CLK_TCK, Cluster, apiRequest, foreignMeter, procStats, loadLine, waitQuiet, machineLine, max, median, min, ms, now, parseArgs, printTable, ratio, runTimed, sleep
 } from './lib.mjs'
 
-const opts = parseArgs({ runs: 3, files: 1000, nodes: 2, size: 1024, concurrency: 16, poll: 50, quiet: 0.15, quietWait: 120_000 })
+const opts = parseArgs({ runs: 3, files: 1000, names: 0, nodes: 2, size: 1024, concurrency: 16, poll: 50, quiet: 0.15, quietWait: 120_000, cpuProf: '', script: '' })
 if (opts.nodes < 2) throw new Error('--nodes must be at least 2')
-const names = Array.from({ length: opts.files }, (_, i) => `file-${String(i).padStart(4, '0')}`)
+const total = Math.max(opts.names, opts.files)
+const names = Array.from({ length: total }, (_, i) => `file-${String(i).padStart(Math.max(4, String(total - 1).length), '0')}`)
+/** The names each run updates: all of them, or every (total / files)-th, spread over the index. */
+const updated = Array.from({ length: opts.files }, (_, i) => names[Math.floor(i * total / opts.files)])
+const script = opts.script === '' ? {} : { script: path.resolve(opts.script) }
+const bArgs = { nodeArgs: opts.cpuProf === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts.cpuProf)}`], ...script }
 
 // Signing and the publish body come from the project's sources (same code as dm publish), through tsx.
 const { tsImport } = await import('tsx/esm/api')
 const { newVersion, networkIdFrom } = await tsImport('../src/format/version.ts', import.meta.url)
 const { encodePublishBody } = await tsImport('../src/api/wire.ts', import.meta.url)
 
-console.log(`catch-up: ${opts.nodes} daemons, B = n1 restarts and catches up ${opts.files} versions of ${opts.size} B from A = n0, ${opts.runs} runs`)
+console.log(`catch-up: ${opts.nodes} daemons, B = n1 restarts and catches up ${opts.files} versions of ${opts.size} B` +
+  `${total > opts.files ? ` (in an index of ${total} names held by all)` : ''} from A = n0${opts.nodes > 2 ? ` and ${opts.nodes - 2} other(s)` : ''}, ${opts.runs} runs`)
 console.log(machineLine())
 console.log(await loadLine())
 
@@ -76,33 +88,54 @@ function watchMany (node, expected) {
   return { done, via, all, close () { clearInterval(timer); watcher.close() } }
 }
 
+/** Waits until every running node holds `n` files. */
+async function waitHeld (n, timeoutMs = 300_000) {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const held = await Promise.all(cluster.nodes.filter(x => x.running).map(async x => (await x.status()).files))
+    if (held.every(h => h === n)) return
+    if (Date.now() > end) throw new Error(`nodes hold ${held.join(', ')} files, expected ${n} each`)
+    await sleep(500)
+  }
+}
+
 const cluster = new Cluster({ names, prefix: 'dm-bench-catchup-' })
 try {
   await cluster.create(opts.nodes)
-  await cluster.startAll()
-  await cluster.waitConnected()
+  for (const node of cluster.nodes) await node.start({ pollMs: 20, timeoutMs: 120_000, ...script })
+  await cluster.waitConnected({ min: opts.nodes - 1 })
   await sleep(1000)
   const [A, B] = cluster.nodes
   const networkId = networkIdFrom(cluster.opts.networkId)
+  if (total > opts.files) {
+    const tp = now()
+    await publishAll(A, new Map(names.map(n => [n, crypto.randomBytes(opts.size)])), networkId)
+    await waitHeld(total)
+    console.log(`setup: ${total} names published to A and held by all ${opts.nodes} daemons in ${ms(now() - tp)}`)
+  }
 
   const runs = []
   for (let r = 0; r < opts.runs; r++) {
     await B.stop()
-    const contents = new Map(names.map(n => [n, crypto.randomBytes(opts.size)]))
+    const contents = new Map(updated.map(n => [n, crypto.randomBytes(opts.size)]))
     const tp = now()
     await publishAll(A, contents, networkId)
     const publishMs = now() - tp
     const status = await A.status()
-    if (status.files !== opts.files) throw new Error(`A holds ${status.files} files, expected ${opts.files}`)
+    if (status.files !== total) throw new Error(`A holds ${status.files} files, expected ${total}`)
     await sleep(500)
 
     await waitQuiet(cluster.pids(), { maxShare: opts.quiet, timeoutMs: opts.quietWait })
     const w = watchMany(B, contents)
     const others = foreignMeter(() => cluster.pids()) // B starts inside the window
     const tSpawn = now()
-    await B.start({ wait: false })
+    await B.start({ wait: false, ...bArgs })
     const tReady = await B.waitReady({ pollMs: 2, timeoutMs: 60_000 })
+    // CPU-seconds of B and of the other daemons from readiness to the last file (less sensitive to a busy machine than wall time).
+    const cpu = () => cluster.nodes.map(x => procStats(x.pid).ticks / CLK_TCK * 1000)
+    const cpu0 = cpu()
     const timedOut = await Promise.race([w.all.then(() => false), sleep(120_000).then(() => true)])
+    const cpu1 = cpu()
     w.close()
     const foreign = others()
     if (timedOut) throw new Error(`run ${r + 1}: B has only ${w.done.size}/${opts.files} files 120 s after ready`)
@@ -115,10 +148,12 @@ try {
       catchup: max(arrivals) - tReady,
       early,
       foreign,
+      cpuB: cpu1[1] - cpu0[1],
+      cpuOthers: cpu1.reduce((a, x, i) => i === 1 ? a : a + x - cpu0[i], 0),
       via: { ...w.via }
     })
     console.log(`run ${r + 1}: published ${opts.files} to A in ${ms(publishMs)}; B spawn -> ready ${ms(tReady - tSpawn)}; ready -> all ${opts.files} files ${ms(max(arrivals) - tReady)}` +
-      ` (other processes used ${(foreign * 100).toFixed(0)}% of the machine; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll}${early > 0 ? `, ${early} before ready` : ''})`)
+      ` (B used ${ms(cpu1[1] - cpu0[1])} CPU; other processes used ${(foreign * 100).toFixed(0)}% of the machine; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll}${early > 0 ? `, ${early} before ready` : ''})`)
     await sleep(1000)
   }
 
@@ -133,8 +168,10 @@ try {
     [`publish ${opts.files} versions to A's API (${opts.concurrency} at once)`, ms(median(col('publishMs'))), ms(max(col('publishMs')))],
     ['B: spawn -> ready (API answers)', ms(median(col('spawnToReady'))), ms(max(col('spawnToReady')))],
     ['B: ready -> first file present', ms(median(col('firstFile'))), ms(max(col('firstFile')))],
-    [`B: ready -> all ${opts.files} files present and identical`, ms(median(col('catchup'))), ms(max(col('catchup')))]
-  ], `results: ${opts.nodes} daemons, ${opts.files} versions, ${opts.runs} runs (median and max)`)
+    [`B: ready -> all ${opts.files} files present and identical`, ms(median(col('catchup'))), ms(max(col('catchup')))],
+    ['B: CPU time, ready -> all files', ms(median(col('cpuB'))), ms(max(col('cpuB')))],
+    [`the other ${opts.nodes - 1} daemon(s): CPU time, same window`, ms(median(col('cpuOthers'))), ms(max(col('cpuOthers')))]
+  ], `results: ${opts.nodes} daemons, ${opts.files} versions${total > opts.files ? ` of ${total} names` : ''}, ${opts.runs} runs (median and max)`)
   const per = median(col('catchup')) / opts.files
   console.log(`\nother processes' share of the machine during runs: median ${(median(col('foreign')) * 100).toFixed(0)}%, max ${(max(col('foreign')) * 100).toFixed(0)}%`)
   console.log(`catch-up rate: ${(1000 / per).toFixed(0)} versions/s (${ratio(median(col('catchup')), 2000)} of the 2 s target)`)

@@ -44,7 +44,11 @@ export interface Tuning {
   // --- Fetch (content that does not ride in a push) ---
   /** Fetch batches running at once; bounds memory to about this × 10 MiB. */
   maxParallelFetches: number
-  /** Commits in flight at once during a catch-up; fsyncs of different names overlap. */
+  /**
+   * Commits in flight at once during a catch-up; their fsyncs overlap and
+   * their directory fsyncs are shared (group commit). Also the received
+   * versions a fetch stream may hold waiting for the disk (≤ 64 KiB each in memory).
+   */
   maxParallelCommits: number
   /** Fetch batches one peer may have running at once, so one peer cannot hold every fetch slot. */
   maxFetchesPerPeer: number
@@ -146,7 +150,7 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   pushFanout: 8,
   maxQueuedPushesPerPeer: 256,
   maxParallelFetches: 4,
-  maxParallelCommits: 16,
+  maxParallelCommits: 64,
   maxFetchesPerPeer: 1,
   maxQueuedFetchesPerPeer: 32,
   maxAlternateSources: 8,

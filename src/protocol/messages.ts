@@ -1,7 +1,7 @@
 import { isAscii } from 'node:buffer'
 import { DmError } from '../errors.js'
 import { Reader, Writer } from '../format/binary.js'
-import { MAX_NAME_BYTES } from '../format/names.js'
+import { MAX_NAME_BYTES, printable } from '../format/names.js'
 import { readEnvelope, encodeEnvelope, type SignedVersion } from '../format/version.js'
 
 /*
@@ -12,7 +12,7 @@ import { readEnvelope, encodeEnvelope, type SignedVersion } from '../format/vers
 
 /** Protocol ids; the version in the id changes only with an incompatible change. */
 export const PROTOCOL_PUSH_PULL = '/data-mesher/push-pull/2.0.0'
-export const PROTOCOL_FETCH = '/data-mesher/fetch/1.0.0'
+export const PROTOCOL_FETCH = '/data-mesher/fetch/2.0.0'
 export const PROTOCOL_PUSH = '/data-mesher/push/1.0.0'
 
 /** Append-only: never renumber, never reuse. */
@@ -26,7 +26,9 @@ export enum MessageType {
   NotFound = 6,
   Push = 7,
   /** Range-based set reconciliation (format 2 of push-pull; section 7.4 of docs/PROTOCOL.md). */
-  Reconcile = 8
+  Reconcile = 8,
+  /** Fetch answers for small versions, several to a frame, each with its content (fetch format 2). */
+  Versions = 9
 }
 
 /** Largest Reconcile frame; honest encoders stop adding ranges well before it. */
@@ -67,6 +69,11 @@ export const CHUNK_BYTES = 256 * 1024
 /** Content up to this size rides inside a push; larger content is fetched by whoever wants it. */
 export const MAX_INLINE_BYTES = 64 * 1024
 export const MAX_WANT_ENTRIES = 1024
+/**
+ * A Versions frame: a server adds answers while the frame stays within this
+ * (so it is well under the fetch frame limit, with one answer's worth to spare).
+ */
+export const VERSIONS_BATCH_BYTES = 192 * 1024
 export const MAX_PEERS_PER_MESSAGE = 32
 export const MAX_ADDRS_PER_PEER = 8
 const MAX_PEER_ID_BYTES = 128
@@ -90,6 +97,7 @@ export type Message =
   | { type: MessageType.Chunk, data: Uint8Array }
   | { type: MessageType.NotFound, name: string }
   | { type: MessageType.Push, version: SignedVersion, content: Uint8Array | undefined }
+  | { type: MessageType.Versions, answers: Array<{ version: SignedVersion, content: Uint8Array }> }
   | ReconcileMessage
 
 export function encodeMessage (m: Message): Buffer {
@@ -119,6 +127,10 @@ export function encodeMessage (m: Message): Buffer {
       w.bytes(encodeEnvelope(m.version))
       if (m.content === undefined) w.u8(0)
       else w.u8(1).bytes32(m.content)
+      break
+    case MessageType.Versions:
+      w.u16(m.answers.length)
+      for (const a of m.answers) w.bytes(encodeEnvelope(a.version)).bytes32(a.content)
       break
     case MessageType.Reconcile:
       writeReconcile(w, m)
@@ -174,6 +186,19 @@ export function decodeMessage (frame: Uint8Array): Message {
       const inline = r.u8()
       if (inline > 1) throw new DmError('ERR_DECODE', 'push has a bad content flag')
       m = { type, version, content: inline === 1 ? r.bytes32(MAX_INLINE_BYTES) : undefined }
+      break
+    }
+    case MessageType.Versions: {
+      const n = r.count16(MAX_WANT_ENTRIES)
+      if (n === 0) throw new DmError('ERR_DECODE', 'versions message is empty')
+      const answers: Array<{ version: SignedVersion, content: Uint8Array }> = []
+      for (let i = 0; i < n; i++) {
+        const version = readEnvelope(r)
+        const content = r.bytes32(MAX_INLINE_BYTES)
+        if (content.length !== version.size) throw new DmError('ERR_DECODE', `content of "${printable(version.name)}" is ${content.length} bytes, signed ${version.size}`)
+        answers.push({ version, content })
+      }
+      m = { type, answers }
       break
     }
     case MessageType.Reconcile:

@@ -35,9 +35,35 @@ export interface HeldDir {
   at: (entry: string) => string
   /** fstat of the directory held. */
   stat: () => Promise<fs.Stats>
-  /** fsync of the directory held, so renames into it survive a power cut. */
+  /**
+   * fsync of the directory held, so renames into it survive a power cut.
+   * Resolves once an fsync that started after the call has finished; calls
+   * made while one runs share the next (group commit: many renames, one fsync).
+   */
   sync: () => Promise<void>
   close: () => Promise<void>
+}
+
+/**
+ * Wraps `run` so that concurrent callers share fsyncs: a call while none runs
+ * starts one; a call while one runs waits for the next, which starts once the
+ * running one ends and serves every caller that arrived meanwhile.
+ */
+export function coalesced (run: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined
+  let next: Promise<void> | undefined
+  const start = (): Promise<void> => {
+    running = run().finally(() => { running = undefined })
+    return running
+  }
+  return async () => {
+    if (running === undefined) return await start()
+    next ??= running.catch(() => {}).then(async () => {
+      next = undefined
+      return await start()
+    })
+    return await next
+  }
 }
 
 function hold (handle: fsp.FileHandle, dirPath: string): HeldDir {
@@ -45,7 +71,7 @@ function hold (handle: fsp.FileHandle, dirPath: string): HeldDir {
     path: dirPath,
     at: entry => PROC_FD !== undefined ? `${PROC_FD}/${handle.fd}/${entry}` : path.join(dirPath, entry),
     stat: async () => await handle.stat(),
-    sync: async () => await handle.sync(),
+    sync: coalesced(async () => await handle.sync()),
     close: async () => await handle.close()
   }
 }

@@ -476,12 +476,10 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     let pastCommitPoint = false
     try {
       // Both staged files are flushed at once: one disk round instead of two. The content is
-      // renamed to its version id, the name start-up rolls forward from (8.2).
+      // renamed to its version id, the name start-up rolls forward from (8.2); the rename
+      // replaces a leftover of an earlier attempt at the same version.
       const writes = await Promise.allSettled([
-        content?.seal().then(async part => {
-          await unlinkEntry(staging, staged)
-          await fsp.rename(staging.at(part), staging.at(staged))
-        }),
+        content?.seal().then(async part => await fsp.rename(staging.at(part), staging.at(staged))),
         writeNewFileSynced(staging.at(stagedSig), envelope)
       ])
       for (const r of writes) if (r.status === 'rejected') throw r.reason

@@ -1,7 +1,7 @@
 import type { Tuning } from '../config/tuning.js'
 import { DmError, describeError } from '../errors.js'
 import { printable } from '../format/names.js'
-import { hex, versionId, VersionKind, type SignedVersion } from '../format/version.js'
+import { hex, isExpired, versionId, VersionKind, type SignedVersion } from '../format/version.js'
 import {
   advertisable, checkContent, checkDigest, checkHeader, effectiveHeld, isListed, supersedes,
   type PolicyContext, type Refusal, type Verdict
@@ -85,7 +85,11 @@ export interface Acceptor {
   listed: (name: string) => boolean
   /** What is held for `name` as far as ordering is concerned: nothing if its signer was revoked. */
   held: (name: string) => HeldEntry | undefined
-  /** The header verdict against what is held (no content, no side effects). */
+  /**
+   * The header verdict against what is held (no content). A pass is
+   * remembered for this very object until the policy or revocation list
+   * changes, so ingesting it next does not verify its signature twice.
+   */
   check: (v: SignedVersion) => Verdict
   /** Whether an announced entry is worth fetching: listed here, and it supersedes what is held. */
   wants: (e: IndexEntry) => boolean
@@ -126,6 +130,33 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   const ctx = (): PolicyContext => ({ ...rules(), nowMs: clock.nowMs() })
   const held = (name: string): HeldEntry | undefined => effectiveHeld(rules(), store.get(name))
 
+  /** Bumped whenever the policy or the revocation list changes: header passes from before no longer count. */
+  let epoch = 0
+  /** Versions whose header passed check(), with the epoch it passed in (keyed by object: a fetch checks, then ingests). */
+  const passed = new WeakMap<SignedVersion, { epoch: number, verdict: Verdict }>()
+
+  function check (v: SignedVersion): Verdict {
+    const verdict = checkHeader(v, held(v.name), ctx())
+    if (verdict.ok) passed.set(v, { epoch, verdict })
+    return verdict
+  }
+
+  /**
+   * The header verdict for ingesting `v`: a pass from check() under the same
+   * policy stands (the signature cannot change; the clock only moves forward,
+   * so a timestamp that was not in the future still is not; ordering against
+   * what is held is decided again by the store's compare-and-set at commit).
+   */
+  function headerFor (v: SignedVersion): Verdict {
+    const before = passed.get(v)
+    passed.delete(v)
+    const now = ctx()
+    const current = held(v.name)
+    const stands = before !== undefined && before.epoch === epoch && before.verdict.ok &&
+      !isExpired(v, now.nowMs) && supersedes({ timestampMs: v.timestampMs, id: before.verdict.id }, current)
+    return stands ? before.verdict : checkHeader(v, current, now)
+  }
+
   function refuse (v: SignedVersion, r: Refusal, source: string): Refusal {
     events.emit('refused', { code: r.code, source, version: v })
     const fields = { name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, source, code: r.code, reason: r.reason }
@@ -141,11 +172,17 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     return refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is being stored`, retryable: false }, source)
   }
 
+  /** The version's id as a map key; from check()'s pass when there is one (hashing the signed bytes costs too). */
+  const keyOf = (v: SignedVersion): string => {
+    const before = passed.get(v)?.verdict
+    return hex(before?.ok === true ? before.id : versionId(v))
+  }
+
   async function ingest (v: SignedVersion, content: IncomingContent, source: string): Promise<IngestResult> {
-    const key = hex(versionId(v))
+    const key = keyOf(v)
     const dup = duplicate(v, key, source)
     if (dup !== undefined) return dup
-    const header = checkHeader(v, held(v.name), ctx())
+    const header = headerFor(v)
     if (!header.ok) return refuse(v, header, source)
     inflight.add(key)
     let staged: StagedContent | undefined
@@ -167,9 +204,9 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
   }
 
   async function ingestStaged (v: SignedVersion, staged: StagedContent, source: string): Promise<IngestResult> {
-    const key = hex(versionId(v))
+    const key = keyOf(v)
     const dup = duplicate(v, key, source)
-    const header = dup ?? checkHeader(v, held(v.name), ctx())
+    const header = dup ?? headerFor(v)
     if (!header.ok) {
       await staged.discard()
       return dup ?? refuse(v, header, source)
@@ -257,17 +294,19 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     },
     setRevocations (list) {
       revocations = list
+      epoch++
       events.emit('revoked', { list })
       events.emit('changed', undefined)
     },
     setPolicy (next) {
       policy = next
+      epoch++
       blocked.clear()
       events.emit('changed', undefined)
     },
     listed: name => isListed(rules(), name),
     held,
-    check: v => checkHeader(v, held(v.name), ctx()),
+    check,
     wants: e => isListed(rules(), e.name) && supersedes(e, held(e.name)) && !blocked.has(hex(e.id)),
     advertised: e => advertisable(ctx(), e),
     ingest,

@@ -2,9 +2,9 @@ import PQueue from 'p-queue'
 import type { Tuning } from '../config/tuning.js'
 import { DmError, describeError } from '../errors.js'
 import { printable } from '../format/names.js'
-import { compareVersions, hex, VersionKind } from '../format/version.js'
+import { compareVersions, hex, VersionKind, type SignedVersion } from '../format/version.js'
 import {
-  CHUNK_BYTES, MAX_WANT_ENTRIES, MessageType, PROTOCOL_FETCH, encodeMessage, expectType, type IndexEntry
+  CHUNK_BYTES, MAX_INLINE_BYTES, MAX_WANT_ENTRIES, MessageType, PROTOCOL_FETCH, VERSIONS_BATCH_BYTES, encodeMessage, expectType, type IndexEntry
 } from '../protocol/messages.js'
 import type { Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
@@ -22,6 +22,8 @@ import type { Channel, Transport } from './transport.js'
 
 /** A version to fetch: its name, id and timestamp (what the answer must at least match). */
 export type Want = IndexEntry
+
+const EMPTY = new Uint8Array(0)
 
 export interface FetchService {
   /** Serves the fetch protocol. */
@@ -96,33 +98,53 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
 
   async function fetchBatch (peer: string, batch: Want[]): Promise<void> {
     const asked = new Map(batch.map(w => [w.name, w]))
-    const pending: Array<Promise<unknown>> = []
+    /** Commits of this batch not yet finished: at most maxParallelCommits, so received content waiting for the disk stays bounded. */
+    const pending = new Set<Promise<unknown>>()
+    const commit = (job: () => Promise<unknown>): void => {
+      const p = commits.add(job).finally(() => pending.delete(p))
+      pending.add(p)
+    }
+    /**
+     * Checks an answer's header before its content is read: asked for, not
+     * older than asked, and accepted. Undefined for an honest race (someone
+     * else delivered it first), whose content is read past; any other refusal
+     * costs the peer its stream.
+     */
+    const admit = (v: SignedVersion): true | undefined => {
+      const want = asked.get(v.name)
+      if (want === undefined) throw new DmError('ERR_DECODE', `peer sent "${printable(v.name)}", which was not asked for`)
+      asked.delete(v.name)
+      const header = acceptor.check(v)
+      if (header.ok && compareVersions({ timestampMs: v.timestampMs, id: header.id }, want) < 0) {
+        throw new DmError('ERR_DECODE', `peer answered "${printable(v.name)}" with an older version than the one asked for`)
+      }
+      if (header.ok) return true
+      acceptor.refuse(v, header, peer)
+      if (header.code !== 'ERR_ALREADY_HELD' && header.code !== 'ERR_STALE') throw new DmError('ERR_DECODE', `peer offered ${header.code === 'ERR_TOO_LARGE' ? 'oversized content' : 'a refused version'} (${header.code})`)
+      return undefined
+    }
     const ch = await transport.open(peer, PROTOCOL_FETCH)
     try {
       await ch.send(encodeMessage({ type: MessageType.Want, entries: batch.map(w => ({ name: w.name, id: w.id })) }))
-      for (let answered = 0; answered < batch.length; answered++) {
+      for (let answered = 0; answered < batch.length;) {
+        while (pending.size >= tuning.maxParallelCommits) await Promise.race(pending)
         const m = await readMessage(ch)
+        if (m.type === MessageType.Versions) {
+          // Small versions with their content, several to a frame: one frame's worth beyond the window at most.
+          answered += m.answers.length
+          for (const { version, content } of m.answers) if (admit(version) === true) commit(async () => await acceptor.ingest(version, content, peer))
+          continue
+        }
+        answered++
         if (m.type === MessageType.NotFound) continue
         const v = expectType(m, MessageType.Version).version
-        const want = asked.get(v.name)
-        if (want === undefined) throw new DmError('ERR_DECODE', `peer sent "${printable(v.name)}", which was not asked for`)
-        asked.delete(v.name)
-        const header = acceptor.check(v)
-        if (header.ok && compareVersions({ timestampMs: v.timestampMs, id: header.id }, want) < 0) {
-          throw new DmError('ERR_DECODE', `peer answered "${printable(v.name)}" with an older version than the one asked for`)
-        }
-        if (!header.ok) {
-          acceptor.refuse(v, header, peer)
-          // An honest race (someone else delivered it first) is read past; anything else costs the peer its stream.
-          if (header.code !== 'ERR_ALREADY_HELD' && header.code !== 'ERR_STALE') throw new DmError('ERR_DECODE', `peer offered ${header.code === 'ERR_TOO_LARGE' ? 'oversized content' : 'a refused version'} (${header.code})`)
-        }
-        if (!header.ok) {
+        if (admit(v) === undefined) {
           await readContent(ch, v.size, () => {})
         } else if (v.size <= STAGE_ABOVE_BYTES) {
           const content = Buffer.allocUnsafe(v.size)
           let at = 0
           await readContent(ch, v.size, chunk => { content.set(chunk, at); at += chunk.length })
-          pending.push(commits.add(async () => await acceptor.ingest(v, content, peer)))
+          commit(async () => await acceptor.ingest(v, content, peer))
         } else {
           // Written to staging/ as it arrives, hashed on the way: never whole in memory, never read back.
           const staged = await store.stage()
@@ -135,7 +157,7 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
             await staged.discard()
             throw err
           }
-          pending.push(commits.add(async () => await acceptor.ingestStaged(v, staged, peer)))
+          commit(async () => await acceptor.ingestStaged(v, staged, peer))
         }
       }
       await ch.close()
@@ -143,7 +165,7 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
       ch.abort(err as Error)
       throw err
     } finally {
-      await Promise.allSettled(pending)
+      await Promise.allSettled([...pending])
     }
   }
 
@@ -166,11 +188,34 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
 
   async function * noContent (): AsyncIterable<Uint8Array> {}
 
+  /**
+   * Answers a Want in order: versions of at most MAX_INLINE_BYTES together
+   * with their content, several to a Versions frame; larger ones as a Version
+   * then Chunks, read a chunk at a time as they are sent (serving 10 MiB holds
+   * one chunk, not the file).
+   */
   async function serve (ch: Channel): Promise<void> {
     const want = expectType(await readMessage(ch), MessageType.Want)
+    let answers: Array<{ version: SignedVersion, content: Uint8Array }> = []
+    let bytes = 0
+    const flush = async (): Promise<void> => {
+      if (answers.length > 0) await ch.send(encodeMessage({ type: MessageType.Versions, answers }))
+      answers = []
+      bytes = 0
+    }
     for (const w of want.entries) {
       const held = acceptor.held(w.name)
-      // Content is read a chunk at a time as it is sent: serving 10 MiB holds one chunk, not the file.
+      if (held !== undefined && held.version.size <= MAX_INLINE_BYTES) {
+        const content = held.version.kind === VersionKind.Tombstone ? EMPTY : await store.readContent(w.name)
+        if (content !== undefined) {
+          const size = held.envelope.length + 4 + content.length
+          if (bytes + size > VERSIONS_BATCH_BYTES) await flush()
+          answers.push({ version: held.version, content })
+          bytes += size
+          continue
+        }
+      }
+      await flush()
       const chunks = held === undefined ? undefined : held.version.kind === VersionKind.Tombstone ? noContent() : await store.openContent(w.name, CHUNK_BYTES)
       if (held === undefined || chunks === undefined) {
         await ch.send(encodeMessage({ type: MessageType.NotFound, name: w.name }))
@@ -179,6 +224,7 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
       await ch.send(encodeMessage({ type: MessageType.Version, version: held.version }))
       for await (const data of chunks) await ch.send(encodeMessage({ type: MessageType.Chunk, data }))
     }
+    await flush()
     await ch.close()
   }
 

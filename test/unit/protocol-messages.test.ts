@@ -40,6 +40,7 @@ const SAMPLES: Message[] = [
   { type: MessageType.Push, version: v, content: undefined },
   { type: MessageType.Push, version: tomb, content: new Uint8Array(0) },
   { type: MessageType.Push, version: v, content: new Uint8Array(MAX_INLINE_BYTES).fill(1) },
+  { type: MessageType.Versions, answers: [{ version: v, content: Buffer.from('hello') }, { version: tomb, content: new Uint8Array(0) }] },
   { type: MessageType.Reconcile, salt: new Uint8Array(16).fill(3), ranges: [{ upper: null, mode: RangeMode.Digest, digest: id32(4) }] },
   {
     type: MessageType.Reconcile,
@@ -65,7 +66,7 @@ test('every message type in use has a round-trip sample', () => {
   for (const t of Object.values(MessageType).filter((x): x is MessageType => typeof x === 'number' && x !== MessageType.Index)) {
     assert.ok(covered.has(t), `no sample for ${MessageType[t]}`)
   }
-  assert.equal(covered.size, 7)
+  assert.equal(covered.size, 8)
 })
 
 for (const [i, m] of SAMPLES.entries()) {
@@ -89,6 +90,9 @@ test('byte layout of small messages', () => {
   assert.equal(encodeMessage({ type: MessageType.Version, version: v }).toString('hex'), '04' + env)
   assert.equal(encodeMessage({ type: MessageType.Push, version: v, content: undefined }).toString('hex'), '07' + env + '00')
   assert.equal(encodeMessage({ type: MessageType.Push, version: v, content: Uint8Array.of(9) }).toString('hex'), '07' + env + '01' + '00000001' + '09')
+  // The vector of docs/PROTOCOL.md 7.1: Versions carrying "dns/cnames" ("hello") and the tombstone of "gone".
+  assert.equal(encodeMessage({ type: MessageType.Versions, answers: [{ version: v, content: Buffer.from('hello') }, { version: tomb, content: new Uint8Array(0) }] }).toString('hex'),
+    '09' + '0002' + env + '00000005' + '68656c6c6f' + encodeEnvelope(tomb).toString('hex') + '00000000')
 })
 
 test('truncated frames are ERR_DECODE (every prefix of every sample)', () => {
@@ -114,7 +118,7 @@ test('trailing bytes are ERR_DECODE', () => {
 
 test('unknown message types are ERR_DECODE', () => {
   // 2 is the retired format-1 Index: refused like any unknown type.
-  for (const t of [0, 2, 9, 10, 0x7f, 0x80, 0xff]) {
+  for (const t of [0, 2, 10, 0x7f, 0x80, 0xff]) {
     assert.throws(() => decodeMessage(Uint8Array.of(t, 0, 0, 0, 0)), dmError('ERR_DECODE', /unknown message type/), String(t))
   }
 })
@@ -131,6 +135,10 @@ test('oversized counts and lengths are ERR_DECODE before any allocation', () => 
     ['inline content', new Writer().u8(MessageType.Push).bytes(encodeEnvelope(v)).u8(1).u32(MAX_INLINE_BYTES + 1).finish(), /at most 65536/],
     ['inline content 2^32-1', new Writer().u8(MessageType.Push).bytes(encodeEnvelope(v)).u8(1).u32(0xffffffff).finish(), /at most 65536/],
     ['push flag', new Writer().u8(MessageType.Push).bytes(encodeEnvelope(v)).u8(2).finish(), /content flag/],
+    ['versions count', new Writer().u8(MessageType.Versions).u16(MAX_WANT_ENTRIES + 1).finish(), /lists 1025 items/],
+    ['versions empty', new Writer().u8(MessageType.Versions).u16(0).finish(), /empty/],
+    ['versions content', new Writer().u8(MessageType.Versions).u16(1).bytes(encodeEnvelope(v)).u32(MAX_INLINE_BYTES + 1).finish(), /at most 65536/],
+    ['versions content size', new Writer().u8(MessageType.Versions).u16(1).bytes(encodeEnvelope(v)).u32(4).bytes(Buffer.from('hell')).finish(), /is 4 bytes, signed 5/],
     ['frame', new Uint8Array(MAX_FRAME_BYTES + 1).fill(MessageType.Chunk), /exceeds 1048576/]
   ]
   for (const [what, frame, re] of cases) assert.throws(() => decodeMessage(frame), dmError('ERR_DECODE', re), what)
@@ -173,7 +181,7 @@ function onlyDmError (fn: () => unknown): void {
 test('property: decodeMessage on random bytes never throws anything but DmError', () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), bytes => onlyDmError(() => decodeMessage(bytes))), { numRuns: 3000 })
   // With a valid type byte, to get past the first switch.
-  fc.assert(fc.property(fc.integer({ min: 1, max: 7 }), fc.uint8Array({ maxLength: 600 }), (type, rest) => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 9 }), fc.uint8Array({ maxLength: 600 }), (type, rest) => {
     onlyDmError(() => decodeMessage(Buffer.concat([Buffer.of(type), rest])))
   }), { numRuns: 3000 })
 })

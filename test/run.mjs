@@ -29,7 +29,6 @@ const FIRST = [
   'integration/faults.test.ts',
   'integration/ops.test.ts',
   'integration/hostile-members.test.ts',
-  'integration/hostile-flood.test.ts',
   'integration/hostile-order.test.ts',
   'integration/trust-admission.test.ts',
   'integration/trust-revocation.test.ts',

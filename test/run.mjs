@@ -8,35 +8,46 @@
 //
 // The unit files run in ONE process: they are entries of one split bundle (the
 // src code they share is loaded and compiled once), imported one after the
-// other by unit/all.test.js, each inside a suite named after its file, so its
-// hooks stay its own and a failure names its file. A process per unit file
-// cost ~9 s of CPU over the suite in start-up and module loading alone.
-// The integration files keep a process each: they run side by side.
+// other, each inside a suite named after its file, so its hooks stay its own
+// and a failure names its file. A process per unit file cost ~9 s of CPU over
+// the suite in start-up and module loading alone. The integration files keep
+// a process each, two running at a time.
 //
-// Files start in the order given, so the longest go first: a long file
-// started last would run alone at the end while the other core idles.
-// tsc runs beside the tests (it is ~5 s of CPU the tests' waits can absorb);
-// a type error still fails the run.
+// The longest start first: a long file started last would run alone at the end
+// while the other core idles. node --test sorts the files it is given, so the
+// order is in their names (run/01-unit.test.js, run/02-faults.test.js, ...).
+// tsc runs beside the tests (~5 s of CPU the tests' waits absorb); a type
+// error still fails the run.
 // Extra arguments go to node --test (e.g. --test-name-pattern=...).
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { build } from 'esbuild'
 
-/** The longest, longest first (the unit process, CPU-heavy floods, real daemons that wait on clocks); the rest follow by name. */
+/** The one process of the unit files (not a file in test/). */
+const UNIT_ENTRY = 'unit'
+
+/**
+ * The longest (in wall time, on a 2-core machine), longest first: the unit process, then real daemons that
+ * wait on clocks and floods. The rest follow by name.
+ */
 const FIRST = [
-  'unit/all.test.js',
+  UNIT_ENTRY,
   'integration/faults.test.ts',
+  'integration/hostile-order.test.ts',
   'integration/ops.test.ts',
   'integration/hostile-members.test.ts',
-  'integration/hostile-order.test.ts',
   'integration/trust-admission.test.ts',
-  'integration/trust-revocation.test.ts',
+  'integration/hostile-slow.test.ts',
+  'integration/mesh.test.ts',
+  'integration/hostile-input.test.ts',
   'integration/packaging.test.ts',
-  'integration/mesh.test.ts'
+  'integration/hostile-crash.test.ts',
+  'integration/hostile-buffers.test.ts',
+  'integration/trust-revocation.test.ts'
 ]
 const OUT = '.test-build'
-const UNIT_ENTRY = 'unit/all.test.js'
+const rank = (f) => FIRST.includes(f) ? FIRST.indexOf(f) : FIRST.length
 
 const list = (dir) => fs.readdirSync(path.join('test', dir), { recursive: true }).filter(f => String(f).endsWith('.test.ts')).map(f => path.join(dir, String(f))).sort()
 const units = list('unit')
@@ -51,16 +62,18 @@ const typecheck = new Promise(resolve => {
   tsc.on('close', code => resolve({ code, out }))
 })
 
+// Each process's entry is run/NN-<name>.test.js; run/ is at test/'s depth, as are the unit chunks.
+const ordered = [UNIT_ENTRY, ...integration].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+const entry = (f) => `run/${String(ordered.indexOf(f) + 1).padStart(2, '0')}-${path.basename(f).replace(/\.test\.ts$/, '')}.test`
 const common = { outbase: 'test', outdir: OUT, bundle: true, packages: 'external', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', logLevel: 'warning' }
 fs.rmSync(OUT, { recursive: true, force: true })
 await Promise.all([
-  build({ ...common, entryPoints: integration.map(f => path.join('test', f)) }),
-  // Shared chunks sit in unit/, at test/'s depth like the entries (a helper's import.meta.url must still lead to the repository).
+  build({ ...common, entryPoints: integration.map(f => ({ in: path.join('test', f), out: entry(f) })) }),
   build({ ...common, entryPoints: units.map(f => path.join('test', f)), splitting: true, chunkNames: 'unit/chunks-[hash]' })
 ])
-fs.writeFileSync(path.join(OUT, UNIT_ENTRY), [
+fs.writeFileSync(path.join(OUT, `${entry(UNIT_ENTRY)}.js`), [
   "import { describe } from 'node:test'",
-  `for (const f of ${JSON.stringify(units.map(f => path.relative('unit', f).replace(/\.ts$/, '')))}) describe(\`unit/\${f}.ts\`, async () => { await import(\`./\${f}.js\`) })`,
+  `for (const f of ${JSON.stringify(units.map(f => path.relative('unit', f).replace(/\.ts$/, '')))}) describe(\`unit/\${f}.ts\`, async () => { await import(\`../unit/\${f}.js\`) })`,
   ''
 ].join('\n'))
 
@@ -68,9 +81,7 @@ fs.writeFileSync(path.join(OUT, UNIT_ENTRY), [
 // ~100 ms of CPU per daemon or CLI process the tests start; nothing here uses TLS.
 const env = { ...process.env }
 delete env.NODE_EXTRA_CA_CERTS
-const all = [UNIT_ENTRY, ...integration]
-const ordered = [...FIRST.filter(f => all.includes(f)), ...all.filter(f => !FIRST.includes(f))]
-const files = ordered.map(f => path.join(OUT, f.replace(/\.ts$/, '.js')))
+const files = ordered.map(f => path.join(OUT, `${entry(f)}.js`))
 const tests = spawn(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=2', ...process.argv.slice(2), ...files], { stdio: 'inherit', env })
 const status = await new Promise(resolve => tests.on('close', code => resolve(code ?? 1)))
 const checked = await typecheck

@@ -1,4 +1,4 @@
-// Runs the unit and integration tests (npm test), and type-checks src/ meanwhile.
+// npm test: builds the bundle, runs the unit and integration tests, and type-checks src/ meanwhile.
 //
 // The test files are first bundled with esbuild (their src imports inlined,
 // packages left to node_modules) into .test-build/, at the same depth as
@@ -58,14 +58,18 @@ const list = (dir) => fs.readdirSync(path.join('test', dir), { recursive: true }
 const units = list('unit')
 const integration = list('integration')
 
-// The type check, started before anything else; its verdict is awaited at the end.
-const typecheck = new Promise(resolve => {
-  const tsc = spawn(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs a node script to its end; resolves with its exit code and what it printed. */
+const script = (args) => new Promise(resolve => {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
-  tsc.stdout.on('data', d => { out += d })
-  tsc.stderr.on('data', d => { out += d })
-  tsc.on('close', code => resolve({ code, out }))
+  child.stdout.on('data', d => { out += d })
+  child.stderr.on('data', d => { out += d })
+  child.on('close', code => resolve({ code, out }))
 })
+// The type check runs beside everything (its verdict is awaited at the end); the daemon and CLI bundle,
+// which the tests run as bin/dm, is built beside the test bundles and awaited before any test starts.
+const typecheck = script(['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'])
+const bundle = script(['scripts/bundle.mjs'])
 
 // Each process's entry is run/NN-<name>.test.js; run/ is at test/'s depth, as are the unit chunks.
 const ordered = [UNIT_ENTRY, ...integration].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
@@ -81,6 +85,12 @@ fs.writeFileSync(path.join(OUT, `${entry(UNIT_ENTRY)}.js`), [
   `for (const f of ${JSON.stringify(units.map(f => path.relative('unit', f).replace(/\.ts$/, '')))}) describe(\`unit/\${f}.ts\`, async () => { await import(\`../unit/\${f}.js\`) })`,
   ''
 ].join('\n'))
+const bundled = await bundle
+process.stderr.write(bundled.out)
+if (bundled.code !== 0) {
+  process.stderr.write('scripts/bundle.mjs failed\n')
+  process.exit(1)
+}
 
 // NODE_EXTRA_CA_CERTS (set on some build machines) makes every node process parse a CA bundle,
 // ~100 ms of CPU per daemon or CLI process the tests start; nothing here uses TLS.

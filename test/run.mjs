@@ -1,55 +1,104 @@
-// Runs the unit and integration tests (npm test, after the build).
+// npm test: builds the bundle, runs the unit and integration tests, and type-checks src/ meanwhile.
 //
 // The test files are first bundled with esbuild (their src imports inlined,
 // packages left to node_modules) into .test-build/, at the same depth as
 // test/, so paths they derive from import.meta.url still name the repository.
 // Plain node then runs them: under tsx, each test file's process paid ~0.4 s
-// of CPU to start tsx's loader thread and look up its transform cache; about
-// 25 s over the suite, on a 2-core machine. tsc type-checks src/ in the build.
+// of CPU to start tsx's loader thread and look up its transform cache.
 //
-// Files start in the order given, so the longest go first: a long file
-// started last would run alone at the end while the other core idles.
+// The unit files run in ONE process: they are entries of one split bundle (the
+// src code they share is loaded and compiled once), imported one after the
+// other, each inside a suite named after its file, so its hooks stay its own
+// and a failure names its file. A process per unit file cost ~9 s of CPU over
+// the suite in start-up and module loading alone. The integration files keep
+// a process each.
+//
+// Three processes run at a time on two cores: the integration files spend much
+// of their time waiting on daemons and clocks, and a third file fills the core
+// a wait leaves idle (measured on this 2-core machine, same load: 54-56 s
+// against 68 s with two at a time).
+//
+// The longest start first: a long file started last would run alone at the end
+// while the other core idles. node --test sorts the files it is given, so the
+// order is in their names (run/01-unit.test.js, run/02-faults.test.js, ...).
+// tsc runs beside the tests (~5 s of CPU the tests' waits absorb); a type
+// error still fails the run.
 // Extra arguments go to node --test (e.g. --test-name-pattern=...).
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { build } from 'esbuild'
 
-/** The longest files, longest first (CPU-heavy floods and real daemons that wait on clocks); the rest follow by name. */
+/** The one process of the unit files (not a file in test/). */
+const UNIT_ENTRY = 'unit'
+
+/**
+ * The longest (in wall time, on a 2-core machine), longest first: the unit process, then real daemons that
+ * wait on clocks and floods. The rest follow by name.
+ */
 const FIRST = [
-  'integration/hostile-flood.test.ts',
+  UNIT_ENTRY,
   'integration/faults.test.ts',
+  'integration/hostile-order.test.ts',
   'integration/ops.test.ts',
   'integration/hostile-members.test.ts',
-  'integration/hostile-order.test.ts',
-  'integration/hostile-crash.test.ts',
+  'integration/trust-admission.test.ts',
+  'integration/hostile-slow.test.ts',
+  'integration/mesh.test.ts',
+  'integration/hostile-input.test.ts',
   'integration/packaging.test.ts',
-  'integration/mesh.test.ts'
+  'integration/hostile-crash.test.ts',
+  'integration/hostile-buffers.test.ts',
+  'integration/trust-revocation.test.ts'
 ]
 const OUT = '.test-build'
+const rank = (f) => FIRST.includes(f) ? FIRST.indexOf(f) : FIRST.length
 
-const list = (dir) => fs.readdirSync(path.join('test', dir), { recursive: true }).filter(f => String(f).endsWith('.test.ts')).map(f => path.join(dir, String(f)))
-const all = [...list('unit'), ...list('integration')].sort()
-const ordered = [...FIRST.filter(f => all.includes(f)), ...all.filter(f => !FIRST.includes(f))]
+const list = (dir) => fs.readdirSync(path.join('test', dir), { recursive: true }).filter(f => String(f).endsWith('.test.ts')).map(f => path.join(dir, String(f))).sort()
+const units = list('unit')
+const integration = list('integration')
 
-fs.rmSync(OUT, { recursive: true, force: true })
-await build({
-  entryPoints: all.map(f => path.join('test', f)),
-  outbase: 'test',
-  outdir: OUT,
-  bundle: true,
-  packages: 'external',
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'inline',
-  logLevel: 'warning'
+/** Runs a node script to its end; resolves with its exit code and what it printed. */
+const script = (args) => new Promise(resolve => {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', d => { out += d })
+  child.stderr.on('data', d => { out += d })
+  child.on('close', code => resolve({ code, out }))
 })
+// The type check runs beside everything (its verdict is awaited at the end); the daemon and CLI bundle,
+// which the tests run as bin/dm, is built beside the test bundles and awaited before any test starts.
+const typecheck = script(['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'])
+const bundle = script(['scripts/bundle.mjs'])
+
+// Each process's entry is run/NN-<name>.test.js; run/ is at test/'s depth, as are the unit chunks.
+const ordered = [UNIT_ENTRY, ...integration].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+const entry = (f) => `run/${String(ordered.indexOf(f) + 1).padStart(2, '0')}-${path.basename(f).replace(/\.test\.ts$/, '')}.test`
+const common = { outbase: 'test', outdir: OUT, bundle: true, packages: 'external', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', logLevel: 'warning' }
+fs.rmSync(OUT, { recursive: true, force: true })
+await Promise.all([
+  build({ ...common, entryPoints: integration.map(f => ({ in: path.join('test', f), out: entry(f) })) }),
+  build({ ...common, entryPoints: units.map(f => path.join('test', f)), splitting: true, chunkNames: 'unit/chunks-[hash]' })
+])
+fs.writeFileSync(path.join(OUT, `${entry(UNIT_ENTRY)}.js`), [
+  "import { describe } from 'node:test'",
+  `for (const f of ${JSON.stringify(units.map(f => path.relative('unit', f).replace(/\.ts$/, '')))}) describe(\`unit/\${f}.ts\`, async () => { await import(\`../unit/\${f}.js\`) })`,
+  ''
+].join('\n'))
+const bundled = await bundle
+process.stderr.write(bundled.out)
+if (bundled.code !== 0) {
+  process.stderr.write('scripts/bundle.mjs failed\n')
+  process.exit(1)
+}
 
 // NODE_EXTRA_CA_CERTS (set on some build machines) makes every node process parse a CA bundle,
 // ~100 ms of CPU per daemon or CLI process the tests start; nothing here uses TLS.
 const env = { ...process.env }
 delete env.NODE_EXTRA_CA_CERTS
-const files = ordered.map(f => path.join(OUT, f.replace(/\.ts$/, '.js')))
-const r = spawnSync(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=2', ...process.argv.slice(2), ...files], { stdio: 'inherit', env })
-process.exit(r.status ?? 1)
+const files = ordered.map(f => path.join(OUT, `${entry(f)}.js`))
+const tests = spawn(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=3', ...process.argv.slice(2), ...files], { stdio: 'inherit', env })
+const status = await new Promise(resolve => tests.on('close', code => resolve(code ?? 1)))
+const checked = await typecheck
+if (checked.code !== 0) process.stderr.write(`tsc found type errors:\n${checked.out}`)
+process.exit(status !== 0 ? status : checked.code === 0 ? 0 : 1)

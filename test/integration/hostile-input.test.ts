@@ -10,13 +10,16 @@ import { HostilePeer, forge, frame, pushBody, rawPushBody, varint, type FetchCon
 import { streamChannel } from '../../src/net/channel.ts'
 import { Writer } from '../../src/format/binary.ts'
 import { encodeEnvelope, VersionKind, type SignedVersion } from '../../src/format/version.ts'
-import { CHUNK_BYTES, MAX_FRAME_BYTES, MAX_INLINE_BYTES, MAX_WANT_ENTRIES, MessageType, PROTOCOL_FETCH, PROTOCOL_PUSH, PROTOCOL_PUSH_PULL, decodeMessage, encodeMessage } from '../../src/protocol/messages.ts'
 import {
-  FRAME_TIMEOUT_MS, RSS_BOUND_MIB, c, n0, n1, h, nextTs, useHostileStage, snapshot, logLines, refusalLogged, streamFailureLogged, rssSampler, assertAlive, survived, hello
+  CHUNK_BYTES, MAX_FRAME_BYTES, MAX_INBOUND_STREAMS_BY_PROTOCOL, MAX_INLINE_BYTES, MAX_WANT_ENTRIES, MessageType, PROTOCOL_FETCH, PROTOCOL_PUSH, PROTOCOL_PUSH_PULL,
+  decodeMessage, encodeMessage
+} from '../../src/protocol/messages.ts'
+import {
+  FRAME_TIMEOUT_MS, RSS_BOUND_MIB, STATUS_BOUND_MS, c, n0, n1, h, nextTs, useHostileStage, snapshot, logLines, refusalLogged, streamFailureLogged, rssSampler, assertAlive, survived, hello
 } from '../helpers/hostile-stage.ts'
 
 /*
- * Hostile input against real daemons: malformed frames, lies about content and signers, names that try to leave the state directory.
+ * Hostile input against real daemons: malformed frames, lies about content and signers, a flood of pushes, names that try to leave the state directory.
  * The stage (daemons, attacker, the checks every attack ends with) is test/helpers/hostile-stage.ts.
  */
 
@@ -202,6 +205,67 @@ test('bad signature, unlisted signer, unlisted name, other network, expiry and o
   await survived(before, { from })
   assert.deepEqual(hello(), held)
   assert.equal(logLines(n0, from).some(l => l.msg === 'version accepted' && l.name === 'hello.txt'), false)
+})
+
+// ---------------------------------------------------------------------------
+// A flood
+
+/*
+ * The end-to-end proof, through Noise and Yamux: a real daemon flooded with pushes keeps its API
+ * answering and refuses each with its code. The bound on what a flood may hold (ingests and frames
+ * under way, nothing kept after) is measured in-process, with 2,000 pushes: unit/push-flood.test.ts.
+ */
+test('a flood of pushes leaves the daemon answering; each is refused with its code', async t => {
+  const before = snapshot(n0)
+  const from = n0.log.length
+  const held = hello()
+  const big = randomBytes(MAX_INLINE_BYTES)
+  const bodies = [
+    pushBody(forge({ name: 'hello.txt', content: big, key: c.key, timestampMs: nextTs(), corruptSignature: true }), big), // costs a verify
+    pushBody(forge({ name: 'flood.txt', content: big, key: c.key, timestampMs: nextTs() }), big), // unlisted name
+    pushBody(c.sign('hello.txt', Buffer.from('old'), 1000), Buffer.from('old')), // stale
+    pushBody(c.sign('hello.txt', big, nextTs()), Buffer.alloc(big.length)) // content mismatch: costs a hash
+  ]
+  const PUSHES = 200
+  const rss = rssSampler(n0)
+  let maxStatusMs = 0
+  let done = false
+  const statusPoller = (async () => {
+    while (!done) {
+      const t = Date.now()
+      await n0.api('/v1/status')
+      maxStatusMs = Math.max(maxStatusMs, Date.now() - t)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  })()
+  const outcomes = { closed: 0, reset: 0, open: 0, failed: 0 }
+  let next = 0
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < PUSHES; i = next++) {
+      try {
+        outcomes[(await h.push(n0.peerId, bodies[i % bodies.length])).how]++
+      } catch {
+        outcomes.failed++
+      }
+    }
+  }
+  const t0 = Date.now()
+  try {
+    // As many senders at once as the daemon admits push streams from one connection.
+    await Promise.all(Array.from({ length: MAX_INBOUND_STREAMS_BY_PROTOCOL[PROTOCOL_PUSH] }, worker))
+  } finally {
+    done = true
+    await statusPoller
+  }
+  const elapsed = Date.now() - t0
+  const peak = rss.stop()
+  assert.ok(peak < RSS_BOUND_MIB, `peak RSS ${peak.toFixed(0)} MiB`)
+  assert.ok(maxStatusMs < STATUS_BOUND_MS, `status took up to ${maxStatusMs} ms during the flood`)
+  assert.ok(outcomes.closed > PUSHES * 0.9, `outcomes ${JSON.stringify(outcomes)}`)
+  for (const code of ['ERR_BAD_SIGNATURE', 'ERR_NAME_NOT_ALLOWED', 'ERR_STALE', 'ERR_CONTENT_MISMATCH']) await refusalLogged(n0, from, code, PUSHES / 4)
+  await survived(before, { from })
+  assert.deepEqual(hello(), held)
+  t.diagnostic(`push flood: ${PUSHES} pushes in ${elapsed} ms (${JSON.stringify(outcomes)}), peak RSS ${peak.toFixed(0)} MiB, status within ${maxStatusMs} ms`)
 })
 
 test('a node of another network cannot even connect (Noise prologue)', async () => {

@@ -24,7 +24,7 @@ test('revocation: a compromised signer\'s file vanishes everywhere, even on node
   const files = { 'access/authorized_keys': [admin.base64, mallory.base64] }
   const nodes: TestNode[] = []
   for (let i = 0; i < 4; i++) {
-    const n = await c.add({ files, pushPullIntervalMs: 1000 })
+    const n = await c.add({ files, pushPullIntervalMs: 500 })
     n.setOptions({ extra: privateMesh(network, admit(n, network)) })
     nodes.push(n)
   }

@@ -160,6 +160,21 @@ export function rssSampler (n: TestNode): { stop: () => number } {
   return { stop: () => { clearInterval(timer); try { peak = Math.max(peak, rssMiB(n)) } catch {} return peak } }
 }
 
+/** Polls a daemon's /v1/status every 50 ms until stopped; stop() resolves to the slowest answer, in ms. */
+export function statusPoller (n: TestNode): { stop: () => Promise<number> } {
+  let slowest = 0
+  let done = false
+  const loop = (async () => {
+    while (!done) {
+      const t = Date.now()
+      await n.api('/v1/status')
+      slowest = Math.max(slowest, Date.now() - t)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  })()
+  return { stop: async () => { done = true; await loop; return slowest } }
+}
+
 export async function assertAlive (n: TestNode): Promise<void> {
   assert.equal(n.proc?.exitCode, null, `${n.name} exited`)
   assert.equal(n.proc?.signalCode, null, `${n.name} was killed`)

@@ -15,7 +15,7 @@ import {
   decodeMessage, encodeMessage
 } from '../../src/protocol/messages.ts'
 import {
-  FRAME_TIMEOUT_MS, RSS_BOUND_MIB, STATUS_BOUND_MS, c, n0, n1, h, nextTs, useHostileStage, snapshot, logLines, refusalLogged, streamFailureLogged, rssSampler, assertAlive, survived, hello
+  FRAME_TIMEOUT_MS, RSS_BOUND_MIB, STATUS_BOUND_MS, c, n0, n1, h, nextTs, useHostileStage, snapshot, logLines, refusalLogged, streamFailureLogged, rssSampler, statusPoller, assertAlive, survived, hello
 } from '../helpers/hostile-stage.ts'
 
 /*
@@ -228,16 +228,8 @@ test('a flood of pushes leaves the daemon answering; each is refused with its co
   ]
   const PUSHES = 200
   const rss = rssSampler(n0)
+  const poller = statusPoller(n0)
   let maxStatusMs = 0
-  let done = false
-  const statusPoller = (async () => {
-    while (!done) {
-      const t = Date.now()
-      await n0.api('/v1/status')
-      maxStatusMs = Math.max(maxStatusMs, Date.now() - t)
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-  })()
   const outcomes = { closed: 0, reset: 0, open: 0, failed: 0 }
   let next = 0
   const worker = async (): Promise<void> => {
@@ -254,8 +246,7 @@ test('a flood of pushes leaves the daemon answering; each is refused with its co
     // As many senders at once as the daemon admits push streams from one connection.
     await Promise.all(Array.from({ length: MAX_INBOUND_STREAMS_BY_PROTOCOL[PROTOCOL_PUSH] }, worker))
   } finally {
-    done = true
-    await statusPoller
+    maxStatusMs = await poller.stop()
   }
   const elapsed = Date.now() - t0
   const peak = rss.stop()

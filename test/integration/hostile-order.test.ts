@@ -13,7 +13,7 @@ import { createReconcileIndex } from '../../src/sync/fingerprint.ts'
 import { compareVersions, versionId, type SignedVersion } from '../../src/format/version.ts'
 import type { IndexEntry } from '../../src/protocol/messages.ts'
 import {
-  SKEW_MS, RSS_BOUND_MIB, STATUS_BOUND_MS, c, n0, n1, h, nextTs, files, useHostileStage, snapshot, logLines, refusalLogged, rssMiB, rssSampler, assertAlive, marker, honestRoundTrip, survived
+  SKEW_MS, RSS_BOUND_MIB, STATUS_BOUND_MS, c, n0, n1, h, nextTs, files, useHostileStage, snapshot, logLines, refusalLogged, rssMiB, rssSampler, statusPoller, assertAlive, marker, honestRoundTrip, survived
 } from '../helpers/hostile-stage.ts'
 
 /*
@@ -195,16 +195,8 @@ test('a flood of reconciliations against 40,000 unknown entries leaves the daemo
   })))
   const baseline = rssMiB(n0)
   const rss = rssSampler(n0)
+  const poller = statusPoller(n0)
   let maxStatusMs = 0
-  let done = false
-  const statusPoller = (async () => {
-    while (!done) {
-      const t = Date.now()
-      await n0.api('/v1/status')
-      maxStatusMs = Math.max(maxStatusMs, Date.now() - t)
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-  })()
   const ROUNDS = 16
   let next = 0
   // Three at once, one more than the daemon admits per connection: the extra stream is reset, which is the defence.
@@ -225,8 +217,7 @@ test('a flood of reconciliations against 40,000 unknown entries leaves the daemo
   try {
     await Promise.all([worker(), worker(), worker()])
   } finally {
-    done = true
-    await statusPoller
+    maxStatusMs = await poller.stop()
   }
   const peak = rss.stop()
   const elapsed = Date.now() - t0

@@ -29,15 +29,26 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { build } from 'esbuild'
 
-/** The one process of the unit files (not a file in test/). */
-const UNIT_ENTRY = 'unit'
+/**
+ * The unit files run in a few processes, not one each (module loading is paid
+ * per process) and not all in one (that process alone would be the critical
+ * path): UNIT_GROUPS processes, filled greedily by the seconds each file took
+ * in a run on the reference machine (files not listed count half a second).
+ */
+const UNIT_GROUPS = 3
+const UNIT_SECONDS = {
+  'unit/reconcile.test.ts': 14, 'unit/fuzz.test.ts': 10, 'unit/cert-cli.test.ts': 6, 'unit/cli-client.test.ts': 6,
+  'unit/admission.test.ts': 5, 'unit/cli-startup.test.ts': 4.5, 'unit/push-flood.test.ts': 3.6, 'unit/api-flood.test.ts': 2.8,
+  'unit/crypto-ed25519.test.ts': 2.1
+}
+const unitEntries = Array.from({ length: UNIT_GROUPS }, (_, i) => `unit-${i + 1}`)
 
 /**
- * The longest (in wall time, on a 2-core machine), longest first: the unit process, then real daemons that
+ * The longest (in wall time, on a 2-core machine), longest first: the unit processes, then real daemons that
  * wait on clocks and floods. The rest follow by name.
  */
 const FIRST = [
-  UNIT_ENTRY,
+  ...unitEntries,
   'integration/faults.test.ts',
   'integration/hostile-order.test.ts',
   'integration/ops.test.ts',
@@ -57,6 +68,12 @@ const rank = (f) => FIRST.includes(f) ? FIRST.indexOf(f) : FIRST.length
 const list = (dir) => fs.readdirSync(path.join('test', dir), { recursive: true }).filter(f => String(f).endsWith('.test.ts')).map(f => path.join(dir, String(f))).sort()
 const units = list('unit')
 const integration = list('integration')
+const unitGroups = unitEntries.map(() => ({ files: [], seconds: 0 }))
+for (const f of [...units].sort((a, b) => (UNIT_SECONDS[b] ?? 0.5) - (UNIT_SECONDS[a] ?? 0.5))) {
+  const lightest = unitGroups.reduce((min, g) => g.seconds < min.seconds ? g : min)
+  lightest.files.push(f)
+  lightest.seconds += UNIT_SECONDS[f] ?? 0.5
+}
 
 /** Runs a node script to its end; resolves with its exit code and what it printed. */
 const script = (args) => new Promise(resolve => {
@@ -72,7 +89,7 @@ const typecheck = script(['node_modules/typescript/bin/tsc', '-p', 'tsconfig.jso
 const bundle = script(['scripts/bundle.mjs'])
 
 // Each process's entry is run/NN-<name>.test.js; run/ is at test/'s depth, as are the unit chunks.
-const ordered = [UNIT_ENTRY, ...integration].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+const ordered = [...unitEntries, ...integration].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
 const entry = (f) => `run/${String(ordered.indexOf(f) + 1).padStart(2, '0')}-${path.basename(f).replace(/\.test\.ts$/, '')}.test`
 const common = { outbase: 'test', outdir: OUT, bundle: true, packages: 'external', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', logLevel: 'warning' }
 fs.rmSync(OUT, { recursive: true, force: true })
@@ -80,11 +97,13 @@ await Promise.all([
   build({ ...common, entryPoints: integration.map(f => ({ in: path.join('test', f), out: entry(f) })) }),
   build({ ...common, entryPoints: units.map(f => path.join('test', f)), splitting: true, chunkNames: 'unit/chunks-[hash]' })
 ])
-fs.writeFileSync(path.join(OUT, `${entry(UNIT_ENTRY)}.js`), [
-  "import { describe } from 'node:test'",
-  `for (const f of ${JSON.stringify(units.map(f => path.relative('unit', f).replace(/\.ts$/, '')))}) describe(\`unit/\${f}.ts\`, async () => { await import(\`../unit/\${f}.js\`) })`,
-  ''
-].join('\n'))
+for (const [i, group] of unitGroups.entries()) {
+  fs.writeFileSync(path.join(OUT, `${entry(unitEntries[i])}.js`), [
+    "import { describe } from 'node:test'",
+    `for (const f of ${JSON.stringify(group.files.sort().map(f => path.relative('unit', f).replace(/\.ts$/, '')))}) describe(\`unit/\${f}.ts\`, async () => { await import(\`../unit/\${f}.js\`) })`,
+    ''
+  ].join('\n'))
+}
 const bundled = await bundle
 process.stderr.write(bundled.out)
 if (bundled.code !== 0) {

@@ -6,7 +6,7 @@ import { parseNodeReport, type NodeReport } from '../format/node-report.js'
 import { hex, VersionKind, type SignedVersion } from '../format/version.js'
 import { isNodeReportName, nodeReportOwner } from '../policy/node-reports.js'
 import type { Store } from '../store/store.js'
-import type { Acceptor } from '../sync/acceptor.js'
+import type { Acceptor } from '../sync/acceptor-api.js'
 import { fleetView, type FleetQuery, type FleetView, type ReportSource } from '../api/fleet-view.js'
 import type { NodeReporter } from './node-report.js'
 

@@ -7,7 +7,7 @@ import { encodeNodeReport, NODE_REPORT_FORMAT, REPORT_ID_HEX, type NodeReport } 
 import { hex, newVersion } from '../format/version.js'
 import { isNodeReportName, nodeReportName } from '../policy/node-reports.js'
 import type { Store } from '../store/store.js'
-import { LOCAL_SOURCE, type Acceptor } from '../sync/acceptor.js'
+import { LOCAL_SOURCE, type Acceptor } from '../sync/acceptor-api.js'
 import type { Clock } from '../util/clock.js'
 import type { Log } from '../util/log.js'
 import { VERSION } from '../cli/help.js'

@@ -5,7 +5,7 @@ import { MessageType, PROTOCOL_PUSH_PULL, decodeMessage, encodeMessage, expectTy
 import { sample, type Clock } from '../util/clock.js'
 import { Events } from '../util/events.js'
 import type { Log } from '../util/log.js'
-import type { Acceptor } from './acceptor.js'
+import type { Acceptor } from './acceptor-api.js'
 import type { FetchService } from './fetch.js'
 import type { IndexView } from './index-view.js'
 import { createReconciler, reconcileOver } from './reconcile.js'

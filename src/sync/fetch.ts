@@ -9,7 +9,7 @@ import {
 import type { Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
 import type { Log } from '../util/log.js'
-import { STAGE_ABOVE_BYTES, type Acceptor } from './acceptor.js'
+import { STAGE_ABOVE_BYTES, type Acceptor } from './acceptor-api.js'
 import { guarded, readMessage, streamFailed } from './streams.js'
 import type { Channel, Transport } from './transport.js'
 

@@ -1,6 +1,6 @@
 import type { IndexEntry } from '../protocol/messages.js'
 import type { Store } from '../store/store.js'
-import type { Acceptor } from './acceptor.js'
+import type { Acceptor } from './acceptor-api.js'
 import { createReconcileIndex, type ReconcileIndex } from './fingerprint.js'
 
 /*

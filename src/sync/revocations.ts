@@ -4,7 +4,7 @@ import { signerRevoked } from '../policy/accept.js'
 import { REVOCATIONS_NAME, parseRevocations, type RevocationList } from '../policy/revocation.js'
 import type { Store } from '../store/store.js'
 import type { Log } from '../util/log.js'
-import type { Acceptor } from './acceptor.js'
+import type { Acceptor } from './acceptor-api.js'
 
 /*
  * Revocations: keeps the acceptor's fleet-wide revocation list in step with

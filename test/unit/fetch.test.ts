@@ -9,7 +9,7 @@ import { networkIdFrom, newVersion, versionId, type SignedVersion } from '../../
 import { LAN_PROFILE } from '../../src/config/tuning.ts'
 import { MessageType, PROTOCOL_FETCH, encodeMessage, expectType, decodeMessage } from '../../src/protocol/messages.ts'
 import { openStore, type Store } from '../../src/store/store.ts'
-import { LOCAL_SOURCE } from '../../src/sync/acceptor.ts'
+import { LOCAL_SOURCE } from '../../src/sync/acceptor-api.ts'
 import { createSync, type Sync } from '../../src/sync/index.ts'
 import type { Transport } from '../../src/sync/transport.ts'
 import { systemClock } from '../../src/util/clock.ts'

@@ -12,15 +12,15 @@ import { configOption, jsonOption, required, str, type Command, type ParsedArgs 
 import { checkDigest } from '../policy/accept.js'
 import { EXIT } from './exit.js'
 import { loadSigningKey } from './keys.js'
-import { formatBytes, printJson, table, warn } from './output.js'
+import { ago, formatBytes, printJson, table, warn } from './output.js'
 import { certOption, checkContentFile, expiryFrom, readEnvelopeFile, ttlOption } from './sign.js'
 import { attachCertificateFile } from './cert-file.js'
 
-function config (args: ParsedArgs): Config {
+export function config (args: ParsedArgs): Config {
   return loadConfig(str(args, 'config') as string)
 }
 
-async function get<T> (cfg: Config, route: string): Promise<T> {
+export async function get<T> (cfg: Config, route: string): Promise<T> {
   return await apiRequest<T>(cfg.api.socket, 'GET', route, undefined, { stateDir: cfg.stateDir })
 }
 
@@ -146,12 +146,6 @@ export const remove: Command = {
     process.stdout.write(`deleted "${args.positionals[0]}"\n`)
     return 0
   }
-}
-
-function ago (ms: number | null): string {
-  if (ms === null) return 'never'
-  const s = Math.round((Date.now() - ms) / 1000)
-  return s < 1 ? 'just now' : `${s}s ago`
 }
 
 /** The state of an entry; answers from a daemon older than the `state` field are derived. */

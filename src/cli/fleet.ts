@@ -1,14 +1,13 @@
-import { apiRequest } from '../api/client.js'
 import type { Cell, FleetFile, FleetNode, FleetView } from '../api/fleet-view.js'
 import type { VersionInfo } from '../api/wire.js'
 import type { Config } from '../config/config.js'
-import { loadConfig } from '../config/load.js'
 import { DmError } from '../errors.js'
 import { assertValidName } from '../format/names.js'
 import { configOption, jsonOption, str, type Command, type ParsedArgs } from './command.js'
 import { parseDuration } from './duration.js'
 import { EXIT } from './exit.js'
-import { printJson, table } from './output.js'
+import { config, get } from './client.js'
+import { ago, printJson, table } from './output.js'
 
 /*
  * `dm fleet` and `dm wait`: the fleet view of the local daemon (GET /v1/fleet,
@@ -22,12 +21,7 @@ const POLL_MS = 500
 
 async function view (cfg: Config, query: Record<string, string> = {}): Promise<FleetView> {
   const qs = new URLSearchParams(query).toString()
-  return await apiRequest<FleetView>(cfg.api.socket, 'GET', `/v1/fleet${qs === '' ? '' : `?${qs}`}`, undefined, { stateDir: cfg.stateDir })
-}
-
-function ago (ms: number, nowMs: number): string {
-  const s = Math.round((nowMs - ms) / 1000)
-  return s < 1 ? 'now' : s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`
+  return await get<FleetView>(cfg, `/v1/fleet${qs === '' ? '' : `?${qs}`}`)
 }
 
 /** A node as people know it: its certificate's name, else the start of its peer id. */
@@ -59,7 +53,7 @@ export const fleet: Command = {
   options: { ...configOption, ...jsonOption },
   positionals: { min: 0, max: 0 },
   async run (args) {
-    const v = await view(loadConfig(str(args, 'config') as string))
+    const v = await view(config(args))
     if (args.values.json === true) { printJson(v); return EXIT.ok }
     const day = (ms: number | null): string => ms === null ? '' : new Date(ms).toISOString().slice(0, 10)
     process.stdout.write(table([
@@ -91,7 +85,7 @@ export function covered (reached: number, total: number, want: number): boolean 
 }
 
 async function heldId (cfg: Config, name: string): Promise<string> {
-  const v = (await apiRequest<VersionInfo[]>(cfg.api.socket, 'GET', '/v1/versions', undefined, { stateDir: cfg.stateDir })).find(e => e.name === name)
+  const v = (await get<VersionInfo[]>(cfg, '/v1/versions')).find(e => e.name === name)
   if (v === undefined) throw new DmError('ERR_NOT_FOUND', `this node holds no version of "${name}"; publish it first, or give --version`)
   return v.id
 }
@@ -108,7 +102,7 @@ export const wait: Command = {
   },
   positionals: { min: 1, max: 1 },
   async run (args: ParsedArgs) {
-    const cfg = loadConfig(str(args, 'config') as string)
+    const cfg = config(args)
     const name = args.positionals[0]
     assertValidName(name)
     const want = parseCoverage(str(args, 'coverage') as string)

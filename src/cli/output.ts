@@ -19,3 +19,10 @@ export function formatBytes (n: number): string {
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
   return `${(n / 1024 / 1024).toFixed(1)} MiB`
 }
+
+/** How long ago `ms` was, for people: "just now", "42s ago", "5m ago", "3h ago"; "never" for null. */
+export function ago (ms: number | null, nowMs = Date.now()): string {
+  if (ms === null) return 'never'
+  const s = Math.round((nowMs - ms) / 1000)
+  return s < 1 ? 'just now' : s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`
+}

@@ -32,7 +32,9 @@ async function call (socketPath: string, method: 'GET' | 'POST', path: string, b
     const { createConnection } = process.getBuiltinModule('node:net') as typeof net
     // One connection of our own, no agent: an agent works out a TLS server name for
     // every request, and its first IPv6 test compiles a regular expression (~5 ms).
+    let answered = false
     const req = request({ createConnection: () => createConnection(socketPath), method, path, headers: body !== undefined ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {} }, res => {
+      answered = true
       const parts: Buffer[] = []
       let total = 0
       res.on('data', (c: Buffer) => {
@@ -42,9 +44,13 @@ async function call (socketPath: string, method: 'GET' | 'POST', path: string, b
       })
       res.on('end', () => resolve({ status: res.statusCode ?? 500, body: Buffer.concat(parts) }))
       res.on('error', reject)
+      res.on('close', () => { if (!res.complete) reject(new DmError('ERR_DAEMON_UNREACHABLE', `the daemon at ${socketPath} closed the connection mid-answer`)) })
     })
     req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new DmError('ERR_DAEMON_UNREACHABLE', `the daemon did not answer within ${REQUEST_TIMEOUT_MS / 1000} s`)))
     req.on('error', (err: NodeJS.ErrnoException) => {
+      // An early answer (a refusal) may come while the body is still going out: once
+      // it has come, it is the answer that counts, not the broken pipe of the body.
+      if (answered && !(err instanceof DmError)) return
       if (err instanceof DmError) reject(err)
       else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
         reject(new DmError('ERR_DAEMON_UNREACHABLE', `no daemon is running (nothing listens on ${socketPath}, api.socket); start it with dm daemon`))
@@ -57,7 +63,6 @@ async function call (socketPath: string, method: 'GET' | 'POST', path: string, b
     if (body === undefined || body instanceof Uint8Array) {
       req.end(body)
     } else {
-      // An early answer (a refusal) may come while the body is still going out: it is the answer that counts.
       pipeline(Readable.from(body.chunks), req, err => { if (err != null && !req.destroyed) req.destroy(err) })
     }
   })

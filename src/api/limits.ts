@@ -18,6 +18,13 @@ export const MAX_API_CONNECTIONS = 128
  */
 export const MAX_INFLIGHT_BODY_BYTES = 64 * 1024 * 1024
 
+/**
+ * How long the rest of a refused request body is read and dropped after the
+ * answer, so the client can read the answer; past it the connection is cut.
+ * A local publish of 10 MiB is sent in well under a second.
+ */
+export const REFUSED_BODY_GRACE_MS = 2000
+
 interface Conn {
   socket: Socket
   /** Last time a request started, a body chunk arrived or an answer finished. */

@@ -6,7 +6,7 @@ import type { SignedVersion } from '../format/version.js'
 import type { Refusal } from '../policy/accept.js'
 import { assertValidName } from '../format/names.js'
 import type { FleetQuery, FleetView } from './fleet-view.js'
-import { createConnectionGovernor, type ConnectionGovernor, type GovernorLimits } from './limits.js'
+import { createConnectionGovernor, REFUSED_BODY_GRACE_MS, type ConnectionGovernor, type GovernorLimits } from './limits.js'
 import { prepareSocketDir, socketPathKind, SOCKET_MODE } from './socket.js'
 import { MAX_ENVELOPE_BYTES, MAX_PUBLISH_BODY_BYTES, decodePublishHead, type PeerInfoJson, type StatusInfo, type VersionInfo } from './wire.js'
 
@@ -187,8 +187,8 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
       answering = true
       if (result.ok) send(res, 200, { ok: true, name: version.name })
       else send(res, result.code === 'ERR_STORE_IO' ? 500 : 422, { ok: false, code: result.code, reason: result.reason })
-      // Refused before its content was read: the rest is discarded as it comes, so the client still reads the answer.
-      if (!req.complete) req.resume()
+      // Refused before its content was read: the rest is dropped as it comes.
+      if (!req.complete) discardRest(req, socket)
       return
     }
     governor.answering(socket)
@@ -218,10 +218,25 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
   } catch (err) {
     const code = err instanceof DmError ? err.code : 'ERR_API'
     send(res, STATUS_FOR[code] ?? 400, { ok: false, code, reason: describeError(err) })
-    // Do not read on after a refusal: the rest of a refused body is not held, the connection closes.
     // A GET has no body to refuse: its connection stays open for the client's next request (keep-alive).
-    if (!req.complete && req.method !== 'GET') res.once('finish', () => socket.destroy())
+    if (!req.complete && req.method !== 'GET') discardRest(req, socket)
   }
+}
+
+/**
+ * The rest of a refused body is read and dropped, never held, so a client
+ * still writing reads the answer instead of a broken pipe; one that is still
+ * sending REFUSED_BODY_GRACE_MS later is cut off.
+ */
+function discardRest (req: http.IncomingMessage, socket: net.Socket): void {
+  // Read in paused mode: the body reader's iterator listens for 'readable', which makes resume() a no-op.
+  const drop = (): void => { while (req.read() !== null); }
+  req.on('readable', drop)
+  drop()
+  const cut = setTimeout(() => socket.destroy(), REFUSED_BODY_GRACE_MS)
+  cut.unref()
+  req.once('end', () => clearTimeout(cut))
+  socket.once('close', () => clearTimeout(cut))
 }
 
 /** GET /v1/fleet[?name=NAME][&version=HEX]: refused plainly on an open mesh, never a partial view. */

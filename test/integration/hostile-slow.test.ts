@@ -111,7 +111,7 @@ describe('stalling and trickling peers', { concurrency: true }, () => {
       await waitFor('fetch served', () => h.fetchesServed > served)
       // The honest n1 now has it and pushes it to n0 at once.
       await n1.submit(v, real)
-      await // Well before libp2p's own 120 s inactivity cut: only the frame timeout can have freed the fetch.
+      // Well before libp2p's own 120 s inactivity cut: only the frame timeout can have freed the fetch.
       await waitFor('stall.bin on n0 (a frame timeout later)', () => n0.file('stall.bin')?.equals(real) === true, 30_000, 100)
     } finally {
       h.onFetch(undefined)

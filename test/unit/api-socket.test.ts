@@ -7,7 +7,9 @@ import net from 'node:net'
 import path from 'node:path'
 import { startApiServer, SOCKET_MODE, type ApiHandlers } from '../../src/api/server.js'
 import { apiRequest } from '../../src/api/client.js'
-import { dmError, tempDir } from './helpers.js'
+import { encodePublishHead } from '../../src/api/wire.js'
+import { networkIdFrom, newVersion } from '../../src/format/version.js'
+import { dmError, tempDir, testKey } from './helpers.js'
 
 const isRoot = process.getuid?.() === 0
 const NOBODY = 65534
@@ -149,3 +151,39 @@ test('a dangling symlink at the socket path reads as "no daemon" on the client',
     await assert.rejects(apiRequest(sock, 'GET', '/v1/status'), dmError('ERR_DAEMON_UNREACHABLE'))
   })
 })
+
+const refusingHandlers: ApiHandlers = { ...handlers, publish: async () => ({ ok: false, code: 'ERR_NOT_ALLOWED', reason: 'no' }) }
+
+for (const [how, head, code] of [
+  ['by the handler, before it reads the content', encodePublishHead(newVersion({ name: 'a.txt', networkId: networkIdFrom('n'), privateKey: testKey(61).privateKey, signer: testKey(61).publicKey, content: Buffer.alloc(1), timestampMs: 1 })), 'ERR_NOT_ALLOWED'],
+  ['as malformed, with an envelope length of zero', Buffer.alloc(4), 'ERR_DECODE']
+] as const) {
+  test(`an upload refused ${how}: the answer comes while the body is still going out, and the rest is read and dropped, not answered with a broken pipe`, async () => {
+    await withDir(async dir => {
+      const sock = path.join(dir, 'api.sock')
+      const api = await startApiServer(sock, refusingHandlers)
+      try {
+        const total = 1024 * 1024
+        const piece = 64 * 1024
+        // Half-open, as an HTTP client is: the daemon may end its side after the answer while this one still sends.
+        const s = net.createConnection({ path: sock, allowHalfOpen: true })
+        const errors: Error[] = []
+        s.on('error', err => errors.push(err))
+        let answer = ''
+        const answered = new Promise<void>(resolve => s.on('data', (d: Buffer) => { answer += d.toString('latin1'); if (/\r\n\r\n[^]*\}$/.test(answer)) resolve() }))
+        s.write(`POST /v1/versions HTTP/1.1\r\nhost: dm\r\ncontent-type: application/octet-stream\r\ncontent-length: ${total}\r\n\r\n`)
+        s.write(Buffer.concat([head, Buffer.alloc(piece - head.length)]))
+        await answered
+        assert.match(answer, /^HTTP\/1\.1 4\d\d /)
+        assert.equal(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).code, code)
+        // The client is still sending: the rest goes through and the connection ends cleanly.
+        for (let sent = piece; sent < total; sent += piece) {
+          await new Promise<void>((resolve, reject) => s.write(Buffer.alloc(piece), err => err != null ? reject(err) : resolve()))
+        }
+        await new Promise<void>(resolve => { s.once('close', () => resolve()); s.end() })
+        assert.deepEqual(errors, [])
+        assert.equal(api.load.bodyBytes, 0, 'the dropped rest is not held')
+      } finally { await api.close() }
+    })
+  })
+}

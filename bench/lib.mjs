@@ -144,7 +144,7 @@ export function codeLine () {
     dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim() !== '' ? ' + uncommitted changes in src/' : ''
   } catch {}
   let built = '?'
-  for (const f of ['dist/bundle/dm.js', 'dist/cli/main.js']) {
+  for (const f of ['dist/full/dm.js', 'dist/bundle/dm.js']) {
     try { built = `${f} built ${fs.statSync(path.join(ROOT, f)).mtime.toISOString()}`; break } catch {}
   }
   return `code: ${commit}${dirty}; ${built}`

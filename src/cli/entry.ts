@@ -1,7 +1,5 @@
-// The entry point that is bundled into dist/bundle/dm.js (see package.json "build").
+// The entry of the full bundle, dist/full/dm.js (scripts/bundle.mjs): every
+// verb; bin/dm runs daemon, id, config and network from it.
 // The polyfill comes first: libp2p must never load without it.
 import '../polyfill.js'
-import { main } from './main.js'
-
-// Exit explicitly: a daemon that failed to start may hold handles that would keep it alive.
-process.exit(await main(process.argv.slice(2)))
+export { main } from './main.js'

@@ -37,7 +37,7 @@ let packed: string[] = []
 let installStderr = ''
 
 before(async () => {
-  assert.ok(fs.existsSync(path.join(ROOT, 'dist/bundle/dm.js')), 'dist/ is missing: run `npm run build` (npm test builds it first)')
+  assert.ok(fs.existsSync(path.join(ROOT, 'dist/full/dm.js')), 'dist/ is missing: run `npm run build` (npm test builds it first)')
 })
 
 after(() => {

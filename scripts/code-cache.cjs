@@ -63,7 +63,7 @@ async function warmFull () {
     fs.writeFileSync(config, 'state_dir = "state"\n[network]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\nbootstrap = []\n[api]\nsocket = "api.sock"\n')
     await main(['id', '-c', config])
     let ended = false
-    main(['daemon', '-c', config, '--log-format', 'json']).finally(() => { ended = true })
+    main(['daemon', '-c', config, '--log-format', 'json']).catch(() => {}).finally(() => { ended = true })
     for (const deadline = Date.now() + 30_000; Date.now() < deadline && !ended;) {
       if (fs.existsSync(path.join(dir, 'api.sock'))) return true
       await new Promise(resolve => setTimeout(resolve, 20))

@@ -16,8 +16,8 @@ import { MessageType, type IndexEntry } from './messages.js'
  * two may load in either order.
  */
 
-/** 2: entry timestamps as varints, Hashes carry the sender's newest timestamp, and PartialReply. */
-export const RECONCILE_VERSION = 2
+/** 3: a PartialReply claims an age for each entry it holds back, and PartialItems (docs/PROTOCOL.md 7.4, "Message versions"). */
+export const RECONCILE_VERSION = 3
 /** Random bytes the initiator mixes into every fingerprint and item hash of one exchange. */
 export const SALT_BYTES = 16
 /** The unsalted whole-range digest: a full SHA-256, so it can be cached between exchanges. */
@@ -47,8 +47,31 @@ export enum RangeMode {
   Reply = 4,
   /** Answer to a Reply: the sender's entries the bitmap asked for that the other side listed nothing newer of. */
   Items = 5,
-  /** A Reply that holds back entries the sender guesses older than the receiver's: answer with Items, even empty. */
-  PartialReply = 6
+  /**
+   * A Reply that holds back entries the sender guesses older than the receiver's, with a claim per
+   * requested hash: the age class of the held-back entry it pairs with. Answer with Items or PartialItems, even empty.
+   */
+  PartialReply = 6,
+  /** Items that hold back entries the claims showed older than the receiver's: answer with Items, even empty. */
+  PartialItems = 7
+}
+
+/** A claim byte for a requested hash that no held-back entry pairs with. */
+export const NO_CLAIM = 0xff
+/** The largest age class: that of 2^53 - 1 ms. */
+export const MAX_AGE_CLASS = 211
+
+/**
+ * The age class of a timestamp `ageMs` older than the newest of a Hashes range: exact below 16 ms, then
+ * four classes per doubling. Non-decreasing in the age, so a smaller class is a strictly smaller age.
+ */
+export function ageClass (ageMs: number): number {
+  if (ageMs < 16) return ageMs
+  let e = Math.floor(Math.log2(ageMs))
+  // log2 may round across a power of two for large values; 2 ** e is exact.
+  if (2 ** e > ageMs) e--
+  else if (2 ** (e + 1) <= ageMs) e++
+  return 16 + (e - 4) * 4 + (Math.floor(ageMs / 2 ** (e - 2)) - 4)
 }
 
 /**
@@ -64,8 +87,10 @@ export type ReconcileRange =
   | { upper: Bound, mode: RangeMode.Fingerprint, fingerprint: Uint8Array }
   /** `hashes` is the concatenation of ITEM_HASH_BYTES-byte hashes; `newestMs` the largest timestampMs of their entries (0 if none). */
   | { upper: Bound, mode: RangeMode.Hashes, hashes: Uint8Array, newestMs: number }
-  | { upper: Bound, mode: RangeMode.Reply | RangeMode.PartialReply, entries: IndexEntry[], request: Uint8Array }
-  | { upper: Bound, mode: RangeMode.Items, entries: IndexEntry[] }
+  | { upper: Bound, mode: RangeMode.Reply, entries: IndexEntry[], request: Uint8Array }
+  /** `claims`: one byte per set bit of `request`, in order: an age class, or NO_CLAIM. */
+  | { upper: Bound, mode: RangeMode.PartialReply, entries: IndexEntry[], request: Uint8Array, claims: Uint8Array }
+  | { upper: Bound, mode: RangeMode.Items | RangeMode.PartialItems, entries: IndexEntry[] }
 
 export interface ReconcileMessage {
   type: MessageType.Reconcile
@@ -101,34 +126,35 @@ function readKey (r: Reader, prev: Uint8Array, what: string): Uint8Array {
   return key
 }
 
-function writeEntries (w: Writer, entries: IndexEntry[]): void {
-  w.u16(entries.length)
-  let prev: Uint8Array = new Uint8Array(0)
+/** A list of entries; the first name is front-coded against the range's lower bound, each next against the one before. */
+function writeEntries (w: Writer, lower: Uint8Array, entries: IndexEntry[], baseMs: number): void {
+  w.uvarint(entries.length)
+  let prev = lower
   for (const e of entries) {
     const name = Buffer.from(e.name, 'utf8')
     writeKey(w, prev, name)
-    w.uvarint(e.timestampMs).bytes(e.id)
+    w.uvarint(baseMs - e.timestampMs).bytes(e.id)
     prev = name
   }
 }
 
 /** Entries in strictly ascending key order, each inside [lower, upper). */
-function readEntries (r: Reader, lower: Uint8Array, upper: Bound, tally: Tally): IndexEntry[] {
-  const n = r.count16(MAX_ITEMS_PER_LIST)
+function readEntries (r: Reader, lower: Uint8Array, upper: Bound, time: Timestamps, tally: Tally): IndexEntry[] {
+  const n = readCount(r, MAX_ITEMS_PER_LIST, 'entries')
   tally('list counts')
   const entries: IndexEntry[] = []
-  let prev: Uint8Array = new Uint8Array(0)
+  let prev = lower
   for (let i = 0; i < n; i++) {
     const key = readKey(r, prev, 'entry name')
     tally('entry names')
     if (key.length === 0) throw new DmError('ERR_DECODE', 'entry has an empty name')
     if (i > 0 && Buffer.compare(key, prev) <= 0) throw new DmError('ERR_DECODE', 'entries are not in ascending order')
-    if (Buffer.compare(key, lower) < 0 || (upper !== null && Buffer.compare(key, upper) >= 0)) throw new DmError('ERR_DECODE', 'entry lies outside its range')
+    if ((i === 0 && Buffer.compare(key, lower) < 0) || (upper !== null && Buffer.compare(key, upper) >= 0)) throw new DmError('ERR_DECODE', 'entry lies outside its range')
     const view = Buffer.from(key.buffer, key.byteOffset, key.length)
     // Names are ASCII in practice (docs/PROTOCOL.md section 1): skip the UTF-8 round trip for them.
     const name = isAscii(view) ? view.toString('latin1') : view.toString('utf8')
     if (!isAscii(view) && !Buffer.from(name, 'utf8').equals(view)) throw new DmError('ERR_DECODE', 'entry name is not UTF-8')
-    const timestampMs = r.uvarint()
+    const timestampMs = time.read()
     tally('entry timestamps')
     entries.push({ name, timestampMs, id: new Uint8Array(r.bytes(32)) })
     tally('entry ids')
@@ -137,11 +163,55 @@ function readEntries (r: Reader, lower: Uint8Array, upper: Bound, tally: Tally):
   return entries
 }
 
+/** A varint count, refused past `max` before anything is allocated for it. */
+function readCount (r: Reader, max: number, what: string): number {
+  const n = r.uvarint()
+  if (n > max) throw new DmError('ERR_DECODE', `reconcile message lists ${n} ${what} (at most ${max})`)
+  return n
+}
+
+/** One claim byte per set bit of the request bitmap, each an age class or NO_CLAIM. */
+function readClaims (r: Reader, request: Uint8Array): Uint8Array {
+  let n = 0
+  for (const b of request) for (let x = b; x !== 0; x &= x - 1) n++
+  const claims = new Uint8Array(r.bytes(n))
+  if (claims.some(c => c > MAX_AGE_CLASS && c !== NO_CLAIM)) throw new DmError('ERR_DECODE', `a claim beyond age class ${MAX_AGE_CLASS}`)
+  return claims
+}
+
+/** The newest timestamp a message carries (0 if none): the others are sent as their age before it. */
+function newestOf (ranges: ReconcileRange[]): number {
+  let newest = 0
+  for (const r of ranges) {
+    if (r.mode === RangeMode.Hashes) newest = Math.max(newest, r.newestMs)
+    else if ('entries' in r) for (const e of r.entries) newest = Math.max(newest, e.timestampMs)
+  }
+  return newest
+}
+
+/** Reads timestamps as ages before the message's base; at the end, the base must be one of them (or 0 with none): one encoding per message. */
+interface Timestamps { read: () => number, end: () => void }
+
+function timestamps (r: Reader, baseMs: number): Timestamps {
+  let newest = 0
+  return {
+    read () {
+      const age = r.uvarint()
+      if (age > baseMs) throw new DmError('ERR_DECODE', `a timestamp ${age} ms before a base of ${baseMs}`)
+      newest = Math.max(newest, baseMs - age)
+      return baseMs - age
+    },
+    end () { if (newest !== baseMs) throw new DmError('ERR_DECODE', 'the base timestamp is not the newest the message carries') }
+  }
+}
+
 export function writeReconcile (w: Writer, m: ReconcileMessage): void {
   w.u8(RECONCILE_VERSION)
   if (m.salt === undefined) w.u8(0)
   else w.u8(m.salt.length).bytes(m.salt)
-  w.u16(m.ranges.length)
+  const baseMs = newestOf(m.ranges)
+  w.uvarint(baseMs)
+  w.uvarint(m.ranges.length)
   let prev: Uint8Array = new Uint8Array(0)
   for (const range of m.ranges) {
     // +∞ is the empty bound: no upper bound is ever the empty key, the least of all.
@@ -151,9 +221,10 @@ export function writeReconcile (w: Writer, m: ReconcileMessage): void {
       case RangeMode.Skip: break
       case RangeMode.Digest: w.bytes(range.digest); break
       case RangeMode.Fingerprint: w.bytes(range.fingerprint); break
-      case RangeMode.Hashes: w.uvarint(range.newestMs).u16(range.hashes.length / ITEM_HASH_BYTES).bytes(range.hashes); break
-      case RangeMode.Reply: case RangeMode.PartialReply: writeEntries(w, range.entries); w.u8(range.request.length).bytes(range.request); break
-      case RangeMode.Items: writeEntries(w, range.entries); break
+      case RangeMode.Hashes: w.uvarint(baseMs - range.newestMs).uvarint(range.hashes.length / ITEM_HASH_BYTES).bytes(range.hashes); break
+      case RangeMode.Reply: writeEntries(w, prev, range.entries, baseMs); w.u8(range.request.length).bytes(range.request); break
+      case RangeMode.PartialReply: writeEntries(w, prev, range.entries, baseMs); w.u8(range.request.length).bytes(range.request).bytes(range.claims); break
+      case RangeMode.Items: case RangeMode.PartialItems: writeEntries(w, prev, range.entries, baseMs); break
     }
     if (range.upper !== null) prev = range.upper
   }
@@ -170,8 +241,9 @@ export function readReconcile (r: Reader, onBytes?: (what: string, bytes: number
   const saltLength = r.u8()
   if (saltLength !== 0 && saltLength !== SALT_BYTES) throw new DmError('ERR_DECODE', `reconcile salt of ${saltLength} bytes (0 or ${SALT_BYTES})`)
   const salt = saltLength === 0 ? undefined : new Uint8Array(r.bytes(saltLength))
-  const count = r.u16()
-  if (count === 0 || count > MAX_RANGES_PER_MESSAGE) throw new DmError('ERR_DECODE', `reconcile lists ${count} ranges (1 to ${MAX_RANGES_PER_MESSAGE})`)
+  const time = timestamps(r, r.uvarint())
+  const count = readCount(r, MAX_RANGES_PER_MESSAGE, 'ranges')
+  if (count === 0) throw new DmError('ERR_DECODE', 'reconcile lists no ranges')
   tally('headers')
   const ranges: ReconcileRange[] = []
   let lower: Uint8Array = new Uint8Array(0)
@@ -187,26 +259,30 @@ export function readReconcile (r: Reader, onBytes?: (what: string, bytes: number
       case RangeMode.Digest: ranges.push({ upper, mode, digest: new Uint8Array(r.bytes(DIGEST_BYTES)) }); tally('digests'); break
       case RangeMode.Fingerprint: ranges.push({ upper, mode, fingerprint: new Uint8Array(r.bytes(FINGERPRINT_BYTES)) }); tally('fingerprints'); break
       case RangeMode.Hashes: {
-        const newestMs = r.uvarint()
-        const n = r.count16(MAX_HASHES_PER_RANGE)
+        const newestMs = time.read()
+        const n = readCount(r, MAX_HASHES_PER_RANGE, 'item hashes')
         tally('hash counts and newest')
         ranges.push({ upper, mode, hashes: new Uint8Array(r.bytes(n * ITEM_HASH_BYTES)), newestMs })
         tally('item hashes')
         break
       }
       case RangeMode.Reply: case RangeMode.PartialReply: {
-        const entries = readEntries(r, lower, upper, tally)
+        const entries = readEntries(r, lower, upper, time, tally)
         const n = r.u8()
         if (n > MAX_REQUEST_BYTES) throw new DmError('ERR_DECODE', `reply bitmap of ${n} bytes (at most ${MAX_REQUEST_BYTES})`)
-        ranges.push({ upper, mode, entries, request: new Uint8Array(r.bytes(n)) })
+        const request = new Uint8Array(r.bytes(n))
         tally('request bitmaps')
+        if (mode === RangeMode.Reply) ranges.push({ upper, mode, entries, request })
+        else ranges.push({ upper, mode, entries, request, claims: readClaims(r, request) })
+        tally('claims')
         break
       }
-      case RangeMode.Items: ranges.push({ upper, mode, entries: readEntries(r, lower, upper, tally) }); break
+      case RangeMode.Items: case RangeMode.PartialItems: ranges.push({ upper, mode, entries: readEntries(r, lower, upper, time, tally) }); break
       default: throw new DmError('ERR_DECODE', `unknown range mode ${mode}`)
     }
     if (upper !== null) lower = upper
   }
+  time.end()
   return { type: MessageType.Reconcile, salt, ranges }
 }
 

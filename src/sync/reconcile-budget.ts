@@ -33,8 +33,8 @@ export function sizeOf (r: ReconcileRange): number {
     case RangeMode.Digest: return bound + 32
     case RangeMode.Fingerprint: return bound + FINGERPRINT_BYTES
     case RangeMode.Hashes: return bound + TIMESTAMP_BYTES + 2 + r.hashes.length
-    case RangeMode.Reply: case RangeMode.PartialReply: case RangeMode.Items:
-      return bound + 3 + 33 + r.entries.reduce((s, e) => s + 2 + Buffer.byteLength(e.name) + TIMESTAMP_BYTES + 32, 0)
+    case RangeMode.Reply: case RangeMode.PartialReply: case RangeMode.Items: case RangeMode.PartialItems:
+      return bound + 3 + 33 + 32 + r.entries.reduce((s, e) => s + 2 + Buffer.byteLength(e.name) + TIMESTAMP_BYTES + 32, 0)
   }
 }
 

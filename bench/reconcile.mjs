@@ -9,14 +9,14 @@
 // timestamp, 32-byte id per entry), which is what it sent.
 //
 // --breakdown adds a table of where the bytes go (bounds, fingerprints, item
-// hashes, entries...), per case, counted by the decoder (tallyReconcile).
+// hashes, entries...), per case, counted by the decoder (decodeReconcile).
 //
 //   node bench/reconcile.mjs [--seed N] [--breakdown]
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { tsImport } from 'tsx/esm/api'
 
-const { MessageType, encodeMessage, tallyReconcile } = await tsImport('../src/protocol/messages.ts', import.meta.url)
+const { MessageType, encodeMessage, decodeReconcile, boundsOf } = await tsImport('../src/protocol/messages.ts', import.meta.url)
 const { createReconcileIndex } = await tsImport('../src/sync/fingerprint.ts', import.meta.url)
 const { createReconciler } = await tsImport('../src/sync/reconcile.ts', import.meta.url)
 
@@ -127,7 +127,9 @@ for (const c of cases) {
 /** Where the bytes of one exchange go, by what the decoder read them as, plus the frames' length prefixes. */
 function tally (what, frames) {
   const bytes = new Map([['length prefixes', frames.reduce((n, f) => n + wire(f) - f.length, 0)]])
-  for (const f of frames) for (const [k, n] of tallyReconcile(f)) bytes.set(k, (bytes.get(k) ?? 0) + n)
+  // Each frame answers the one before, whose bounds it may refer to.
+  let answered = []
+  for (const f of frames) answered = boundsOf(decodeReconcile(f, answered, (k, n) => bytes.set(k, (bytes.get(k) ?? 0) + n)))
   return { what, bytes }
 }
 

@@ -1,8 +1,13 @@
 import { isAscii } from 'node:buffer'
 import { DmError } from '../errors.js'
-import { Reader, type Writer } from '../format/binary.js'
-import { MAX_NAME_BYTES } from '../format/names.js'
-import { MessageType, type IndexEntry } from './messages.js'
+import { Reader, Writer } from '../format/binary.js'
+import { MAX_RECONCILE_BYTES, MessageType, type IndexEntry } from './messages.js'
+import {
+  REF_SHIFT, REF_VARINT, peerBoundsOf, readClaims, readCount, readKey, timestamps, writeKey,
+  type Bound, type Timestamps
+} from './reconcile-fields.js'
+
+export { MAX_AGE_CLASS, NO_CLAIM, ageClass, type Bound } from './reconcile-fields.js'
 
 /*
  * Reconcile: range-based set reconciliation, the second format of push-pull
@@ -30,8 +35,6 @@ export const MAX_RANGES_PER_MESSAGE = 8192
 export const MAX_HASHES_PER_RANGE = 256
 export const MAX_ITEMS_PER_LIST = 1024
 const MAX_REQUEST_BYTES = MAX_HASHES_PER_RANGE / 8
-/** Longest bound: a prefix of a name. */
-const MAX_BOUND_BYTES = MAX_NAME_BYTES
 
 /** What a range carries. Append-only, like MessageType. */
 export enum RangeMode {
@@ -56,30 +59,7 @@ export enum RangeMode {
   PartialItems = 7
 }
 
-/** A claim byte for a requested hash that no held-back entry pairs with. */
-export const NO_CLAIM = 0xff
-/** The largest age class: that of 2^53 - 1 ms. */
-export const MAX_AGE_CLASS = 211
 
-/**
- * The age class of a timestamp `ageMs` older than the newest of a Hashes range: exact below 16 ms, then
- * four classes per doubling. Non-decreasing in the age, so a smaller class is a strictly smaller age.
- */
-export function ageClass (ageMs: number): number {
-  if (ageMs < 16) return ageMs
-  let e = Math.floor(Math.log2(ageMs))
-  // log2 may round across a power of two for large values; 2 ** e is exact.
-  if (2 ** e > ageMs) e--
-  else if (2 ** (e + 1) <= ageMs) e++
-  return 16 + (e - 4) * 4 + (Math.floor(ageMs / 2 ** (e - 2)) - 4)
-}
-
-/**
- * An upper bound: a key prefix, or null for +∞. A range runs from the previous
- * range's upper bound (the empty key for the first range), inclusive, to its
- * own, exclusive.
- */
-export type Bound = Uint8Array | null
 
 export type ReconcileRange =
   | { upper: Bound, mode: RangeMode.Skip }
@@ -99,32 +79,8 @@ export interface ReconcileMessage {
   ranges: ReconcileRange[]
 }
 
-/** Bytes two keys have in common from the start. */
-export function commonPrefix (a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length)
-  let i = 0
-  while (i < n && a[i] === b[i]) i++
-  return i
-}
 
-/** A key front-coded against the previous one: shared prefix length, then the rest. */
-function writeKey (w: Writer, prev: Uint8Array, key: Uint8Array): void {
-  const shared = commonPrefix(prev, key)
-  w.u8(shared).u8(key.length - shared).bytes(key.subarray(shared))
-}
 
-/** Reads a front-coded key; the shared length must be the longest common prefix, so every key has one encoding. */
-function readKey (r: Reader, prev: Uint8Array, what: string): Uint8Array {
-  const shared = r.u8()
-  const suffix = r.bytes(r.u8())
-  if (shared > prev.length) throw new DmError('ERR_DECODE', `${what} shares ${shared} bytes with a ${prev.length}-byte predecessor`)
-  if (shared + suffix.length > MAX_BOUND_BYTES) throw new DmError('ERR_DECODE', `${what} is longer than ${MAX_BOUND_BYTES} bytes`)
-  if (shared < prev.length && suffix.length > 0 && suffix[0] === prev[shared]) throw new DmError('ERR_DECODE', `${what} is not front-coded canonically`)
-  const key = new Uint8Array(shared + suffix.length)
-  key.set(prev.subarray(0, shared))
-  key.set(suffix, shared)
-  return key
-}
 
 /** A list of entries; the first name is front-coded against the range's lower bound, each next against the one before. */
 function writeEntries (w: Writer, lower: Uint8Array, entries: IndexEntry[], baseMs: number): void {
@@ -163,21 +119,7 @@ function readEntries (r: Reader, lower: Uint8Array, upper: Bound, time: Timestam
   return entries
 }
 
-/** A varint count, refused past `max` before anything is allocated for it. */
-function readCount (r: Reader, max: number, what: string): number {
-  const n = r.uvarint()
-  if (n > max) throw new DmError('ERR_DECODE', `reconcile message lists ${n} ${what} (at most ${max})`)
-  return n
-}
 
-/** One claim byte per set bit of the request bitmap, each an age class or NO_CLAIM. */
-function readClaims (r: Reader, request: Uint8Array): Uint8Array {
-  let n = 0
-  for (const b of request) for (let x = b; x !== 0; x &= x - 1) n++
-  const claims = new Uint8Array(r.bytes(n))
-  if (claims.some(c => c > MAX_AGE_CLASS && c !== NO_CLAIM)) throw new DmError('ERR_DECODE', `a claim beyond age class ${MAX_AGE_CLASS}`)
-  return claims
-}
 
 /** The newest timestamp a message carries (0 if none): the others are sent as their age before it. */
 function newestOf (ranges: ReconcileRange[]): number {
@@ -189,34 +131,24 @@ function newestOf (ranges: ReconcileRange[]): number {
   return newest
 }
 
-/** Reads timestamps as ages before the message's base; at the end, the base must be one of them (or 0 with none): one encoding per message. */
-interface Timestamps { read: () => number, end: () => void }
 
-function timestamps (r: Reader, baseMs: number): Timestamps {
-  let newest = 0
-  return {
-    read () {
-      const age = r.uvarint()
-      if (age > baseMs) throw new DmError('ERR_DECODE', `a timestamp ${age} ms before a base of ${baseMs}`)
-      newest = Math.max(newest, baseMs - age)
-      return baseMs - age
-    },
-    end () { if (newest !== baseMs) throw new DmError('ERR_DECODE', 'the base timestamp is not the newest the message carries') }
-  }
-}
 
-export function writeReconcile (w: Writer, m: ReconcileMessage): void {
+/** Writes a message; `peerBounds` are the bounds of the message it answers (none for the first). */
+export function writeReconcile (w: Writer, m: ReconcileMessage, peerBounds: readonly Bound[] = []): void {
   w.u8(RECONCILE_VERSION)
   if (m.salt === undefined) w.u8(0)
   else w.u8(m.salt.length).bytes(m.salt)
   const baseMs = newestOf(m.ranges)
   w.uvarint(baseMs)
   w.uvarint(m.ranges.length)
+  const refs = peerBoundsOf(peerBounds)
   let prev: Uint8Array = new Uint8Array(0)
   for (const range of m.ranges) {
+    const k = refs.find(prev, range.upper)
+    w.u8(range.mode | Math.min(k, REF_VARINT) << REF_SHIFT)
+    if (k >= REF_VARINT) w.uvarint(k - REF_VARINT)
     // +∞ is the empty bound: no upper bound is ever the empty key, the least of all.
-    writeKey(w, range.upper === null ? new Uint8Array(0) : prev, range.upper ?? new Uint8Array(0))
-    w.u8(range.mode)
+    else if (k === 0) writeKey(w, range.upper === null ? new Uint8Array(0) : prev, range.upper ?? new Uint8Array(0))
     switch (range.mode) {
       case RangeMode.Skip: break
       case RangeMode.Digest: w.bytes(range.digest); break
@@ -233,7 +165,8 @@ export function writeReconcile (w: Writer, m: ReconcileMessage): void {
 /** Counts the bytes just read under a label (bench/reconcile.mjs --breakdown), or does nothing. */
 type Tally = (what: string) => void
 
-export function readReconcile (r: Reader, onBytes?: (what: string, bytes: number) => void): ReconcileMessage {
+/** Reads a message; `peerBounds` are the bounds of the message it answers, the last one we sent (none before the first). */
+export function readReconcile (r: Reader, peerBounds: readonly Bound[] = [], onBytes?: (what: string, bytes: number) => void): ReconcileMessage {
   let mark = r.remaining + 1 // the type byte, read by decodeMessage
   const tally: Tally = onBytes === undefined ? () => {} : what => { onBytes(what, mark - r.remaining); mark = r.remaining }
   const version = r.u8()
@@ -245,14 +178,22 @@ export function readReconcile (r: Reader, onBytes?: (what: string, bytes: number
   const count = readCount(r, MAX_RANGES_PER_MESSAGE, 'ranges')
   if (count === 0) throw new DmError('ERR_DECODE', 'reconcile lists no ranges')
   tally('headers')
+  const refs = peerBoundsOf(peerBounds)
   const ranges: ReconcileRange[] = []
   let lower: Uint8Array = new Uint8Array(0)
   for (let i = 0; i < count; i++) {
-    const key = readKey(r, lower, 'range bound')
-    const upper = key.length === 0 ? null : key
+    const head = r.u8()
+    const mode = head & ((1 << REF_SHIFT) - 1)
+    const ref = head >> REF_SHIFT
+    let upper: Bound
+    if (ref === 0) {
+      const key = readKey(r, lower, 'range bound')
+      upper = key.length === 0 ? null : key
+    } else {
+      upper = refs.resolve(lower, ref === REF_VARINT ? REF_VARINT + r.uvarint() : ref)
+    }
     if (upper !== null && Buffer.compare(upper, lower) <= 0) throw new DmError('ERR_DECODE', 'ranges are out of order or overlap')
     if ((upper === null) !== (i === count - 1)) throw new DmError('ERR_DECODE', 'the last range, and only it, must end at +∞')
-    const mode = r.u8()
     tally('bounds and modes')
     switch (mode) {
       case RangeMode.Skip: ranges.push({ upper, mode }); break
@@ -286,12 +227,26 @@ export function readReconcile (r: Reader, onBytes?: (what: string, bytes: number
   return { type: MessageType.Reconcile, salt, ranges }
 }
 
-/** Bytes of a Reconcile frame (without its length prefix) by what they carry: for bench/reconcile.mjs --breakdown. */
-export function tallyReconcile (frame: Uint8Array): Map<string, number> {
-  const bytes = new Map<string, number>()
-  const r = new Reader(frame, 'message')
-  if (r.u8() !== MessageType.Reconcile) throw new DmError('ERR_DECODE', 'not a reconcile message')
-  readReconcile(r, (what, n) => bytes.set(what, (bytes.get(what) ?? 0) + n))
-  r.end()
-  return bytes
+/** Encodes a Reconcile frame that answers a message with bounds `peerBounds` (none for the first). */
+export function encodeReconcile (m: Omit<ReconcileMessage, 'type'>, peerBounds: readonly Bound[]): Buffer {
+  const w = new Writer().u8(MessageType.Reconcile)
+  writeReconcile(w, { type: MessageType.Reconcile, ...m }, peerBounds)
+  return w.finish()
 }
+
+/**
+ * Decodes a Reconcile frame from an untrusted peer that answers our last message, whose bounds were
+ * `peerBounds` (none before our first); `onBytes` tallies what the bytes carry (bench/reconcile.mjs --breakdown).
+ */
+export function decodeReconcile (frame: Uint8Array, peerBounds: readonly Bound[], onBytes?: (what: string, bytes: number) => void): ReconcileMessage {
+  if (frame.length > MAX_RECONCILE_BYTES) throw new DmError('ERR_DECODE', `reconcile message of ${frame.length} bytes exceeds ${MAX_RECONCILE_BYTES}`)
+  const r = new Reader(frame, 'message')
+  const type = r.u8()
+  if (type !== MessageType.Reconcile) throw new DmError('ERR_DECODE', `expected message type Reconcile, got ${MessageType[type] ?? type}`)
+  const m = readReconcile(r, peerBounds, onBytes)
+  r.end()
+  return m
+}
+
+/** The bounds of a message: what its answer may refer to. */
+export const boundsOf = (m: Pick<ReconcileMessage, 'ranges'>): Bound[] => m.ranges.map(r => r.upper)

@@ -1,4 +1,4 @@
-import { FINGERPRINT_BYTES, MAX_RECONCILE_BYTES, MessageType, RangeMode, encodeMessage, type ReconcileRange } from '../protocol/messages.js'
+import { FINGERPRINT_BYTES, MAX_RECONCILE_BYTES, RangeMode, encodeReconcile, type Bound, type ReconcileRange } from '../protocol/messages.js'
 
 /*
  * What one exchange of reconciliation may cost (docs/PROTOCOL.md 7.4.5): the
@@ -49,9 +49,9 @@ export function compact (ranges: ReconcileRange[]): ReconcileRange[] {
   return merged
 }
 
-/** One Reconcile frame; honest messages stay far below the frame cap, so passing it is a bug here. */
-export function encodeReconcile (ranges: ReconcileRange[], salt: Uint8Array | undefined): Uint8Array {
-  const frame = encodeMessage({ type: MessageType.Reconcile, salt, ranges })
+/** One Reconcile frame answering a message with bounds `peerBounds`; honest messages stay far below the frame cap, so passing it is a bug here. */
+export function encodeFrame (ranges: ReconcileRange[], salt: Uint8Array | undefined, peerBounds: readonly Bound[]): Uint8Array {
+  const frame = encodeReconcile({ salt, ranges }, peerBounds)
   if (frame.length > MAX_RECONCILE_BYTES) throw new Error(`internal: reconcile frame of ${frame.length} bytes`)
   return frame
 }

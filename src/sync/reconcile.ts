@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { DmError } from '../errors.js'
 import {
-  MAX_RANGES_PER_MESSAGE, MessageType, RangeMode, SALT_BYTES, decodeMessage, expectType,
-  type IndexEntry, type ReconcileRange
+  MAX_RANGES_PER_MESSAGE, RangeMode, SALT_BYTES, boundsOf, decodeReconcile,
+  type Bound, type IndexEntry, type ReconcileRange
 } from '../protocol/messages.js'
 import type { ReconcileIndex } from './fingerprint.js'
-import { DEFAULT_RECONCILE_LIMITS, compact, encodeReconcile, sizeOf, type ReconcileLimits } from './reconcile-budget.js'
+import { DEFAULT_RECONCILE_LIMITS, compact, encodeFrame, sizeOf, type ReconcileLimits } from './reconcile-budget.js'
 import { answerHashes, answerItems, answerReply, createLedger } from './reconcile-leaf.js'
 import { SPLIT_BUCKETS, describeDiffering, rangeKey } from './reconcile-ranges.js'
 import type { Channel } from './transport.js'
@@ -79,6 +79,8 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
   let finished = false
   const ledger = createLedger(index, limits.maxLearned)
   let awaiting = new Map<string, Awaiting>()
+  // The bounds of our last message: the peer's answer may refer to them.
+  let sent: Bound[] = []
 
   /** Our hashes or bucket fingerprints for a range that differs; hashes await a Reply. */
   function differing (r: ReconcileRange, from: number, to: number, out: ReconcileRange[]): Awaiting | undefined {
@@ -164,11 +166,13 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
     get rounds () { return rounds },
     initiate () {
       if (init.role !== 'initiator' || rounds > 0) throw new Error('initiate() is for the initiator, once')
-      return encodeReconcile([{ upper: null, mode: RangeMode.Digest, digest: index.digest(0, index.size) }], salt)
+      const ranges: ReconcileRange[] = [{ upper: null, mode: RangeMode.Digest, digest: index.digest(0, index.size) }]
+      sent = boundsOf({ ranges })
+      return encodeFrame(ranges, salt, [])
     },
     receive (frame) {
       if (finished) throw new DmError('ERR_DECODE', 'peer sent a reconcile frame after the exchange ended')
-      const m = expectType(decodeMessage(frame), MessageType.Reconcile)
+      const m = decodeReconcile(frame, sent)
       rounds++
       if (rounds > limits.maxRounds) throw new DmError('ERR_DECODE', `reconciliation still going after ${limits.maxRounds} messages`)
       if (init.role === 'responder' && rounds === 1) {
@@ -183,7 +187,8 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
       }
       const ranges = respond(m.ranges)
       finished = ranges.length === 1 && ranges[0].mode === RangeMode.Skip
-      return { reply: encodeReconcile(ranges, undefined), done: finished }
+      sent = boundsOf({ ranges })
+      return { reply: encodeFrame(ranges, undefined, boundsOf(m)), done: finished }
     },
     wants: () => ledger.wants()
   }

@@ -6,7 +6,7 @@ import { compareVersions } from '../../src/format/version.js'
 import { Writer } from '../../src/format/binary.js'
 import {
   MAX_AGE_CLASS, MAX_ITEMS_PER_LIST, MAX_HASHES_PER_RANGE, MAX_RANGES_PER_MESSAGE, MAX_RECONCILE_BYTES, MessageType, NO_CLAIM, RangeMode, RECONCILE_VERSION,
-  decodeMessage, encodeMessage, type IndexEntry, type ReconcileRange
+  boundsOf, decodeMessage, decodeReconcile, encodeMessage, encodeReconcile, type IndexEntry, type ReconcileMessage, type ReconcileRange
 } from '../../src/protocol/messages.js'
 import { createReconcileIndex } from '../../src/sync/fingerprint.js'
 import { DEFAULT_RECONCILE_LIMITS, createReconciler, reconcileOver, type Reconciler } from '../../src/sync/reconcile.js'
@@ -43,7 +43,8 @@ function exchange (a: IndexEntry[], b: IndexEntry[], salt = SALT): Outcome {
   let messages = 1
   let bytes = frame.length
   const frames: Outcome['frames'] = []
-  const record = (from: 'A' | 'B', f: Uint8Array): void => { const m = decodeMessage(f); if (m.type === MessageType.Reconcile) frames.push({ from, ranges: m.ranges }) }
+  // Each frame answers the one before, whose bounds it may refer to.
+  const record = (from: 'A' | 'B', f: Uint8Array): void => { frames.push({ from, ranges: decodeReconcile(f, boundsOf({ ranges: frames.at(-1)?.ranges ?? [] })).ranges }) }
   record('A', frame)
   for (let to: Reconciler = B; ; to = to === A ? B : A) {
     const step = to.receive(frame)
@@ -211,19 +212,21 @@ function channelPair (): [Channel, Channel] {
 // ------------------------------------------------------------------ hostile peers
 
 const frame = (ranges: ReconcileRange[], salt?: Uint8Array): Uint8Array => encodeMessage({ type: MessageType.Reconcile, salt, ranges })
+/** Sends `me` a frame of these ranges and decodes its answer, which may refer to their bounds. */
+const ask = (me: Reconciler, ranges: ReconcileRange[], salt?: Uint8Array): ReconcileMessage => decodeReconcile(me.receive(frame(ranges, salt)).reply as Uint8Array, boundsOf({ ranges }))
 const responder = (entries = fleet(1000), limits = {}): Reconciler => createReconciler({ index: createReconcileIndex(entries), role: 'responder', limits })
 
 test('a peer whose fingerprints never match is cut off after maxRounds, holding nothing', () => {
   const limits = { maxRounds: 12 }
   const me = createReconciler({ index: createReconcileIndex(fleet(5000)), role: 'initiator', salt: SALT, limits })
   let msg: Uint8Array | undefined = me.initiate()
+  let lied: ReconcileRange[] = []
   let rounds = 0
   const liar = (): Uint8Array => {
     // Echo every range we sent as a fresh random fingerprint: "still different".
-    const m = decodeMessage(msg as Uint8Array)
-    assert.equal(m.type, MessageType.Reconcile)
-    if (m.type !== MessageType.Reconcile) throw new Error('unreachable')
-    return frame(m.ranges.map(r => ({ upper: r.upper, mode: RangeMode.Fingerprint, fingerprint: sha(`${rounds}`).subarray(0, 16) })))
+    const m = decodeReconcile(msg as Uint8Array, boundsOf({ ranges: lied }))
+    lied = m.ranges.map(r => ({ upper: r.upper, mode: RangeMode.Fingerprint, fingerprint: sha(`${rounds}`).subarray(0, 16) }))
+    return frame(lied)
   }
   assert.throws(() => {
     for (;;) { rounds++; msg = me.receive(liar()).reply; assert.ok(msg !== undefined && msg.length <= MAX_RECONCILE_BYTES) }
@@ -241,11 +244,11 @@ test('endless splitting: thousands of tiny ranges per message get bounded answer
   let sent = 0
   assert.throws(() => {
     for (let round = 0; ; round++) {
-      const reply = me.receive(frame(many(MAX_RANGES_PER_MESSAGE, round), round === 0 ? SALT : undefined)).reply as Uint8Array
+      const ranges = many(MAX_RANGES_PER_MESSAGE, round)
+      const reply = me.receive(frame(ranges, round === 0 ? SALT : undefined)).reply as Uint8Array
       sent++
       assert.ok(reply.length <= MAX_RECONCILE_BYTES)
-      const m = decodeMessage(reply)
-      assert.ok(m.type === MessageType.Reconcile && m.ranges.length <= MAX_RANGES_PER_MESSAGE)
+      assert.ok(decodeReconcile(reply, boundsOf({ ranges })).ranges.length <= MAX_RANGES_PER_MESSAGE)
     }
   }, dmError('ERR_DECODE'))
   assert.equal(sent, 3)
@@ -272,9 +275,9 @@ test('ranges out of order or overlapping, or not ending at +∞, are ERR_DECODE'
 })
 
 test('oversized lists, counts and frames are ERR_DECODE before allocation', () => {
-  // Type, version, no salt, base timestamp; then the range count and one range to +∞ (empty key) of a mode.
+  // Type, version, no salt, base timestamp; then the range count and one range of a mode to +∞ (empty key).
   const head = (baseMs = 0): Writer => new Writer().u8(MessageType.Reconcile).u8(RECONCILE_VERSION).u8(0).uvarint(baseMs)
-  const one = (mode: number, baseMs = 0): Writer => head(baseMs).uvarint(1).u8(0).u8(0).u8(mode)
+  const one = (mode: number, baseMs = 0): Writer => head(baseMs).uvarint(1).u8(mode).u8(0).u8(0)
   const cases: Array<[string, Uint8Array]> = [
     ['ranges', head().uvarint(MAX_RANGES_PER_MESSAGE + 1).finish()],
     ['no ranges', head().uvarint(0).finish()],
@@ -315,9 +318,8 @@ test('salt rules, unsolicited replies and items, bad bitmaps and too many entrie
   for (const request of [new Uint8Array(2), Uint8Array.of(0x10)]) {
     const me = createReconciler({ index: createReconcileIndex(fleet(3)), role: 'initiator', salt: SALT })
     me.initiate()
-    const step = me.receive(frame([{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }]))
-    const sent = decodeMessage(step.reply as Uint8Array)
-    assert.ok(sent.type === MessageType.Reconcile && sent.ranges[0].mode === RangeMode.Hashes)
+    const sent = ask(me, [{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }])
+    assert.ok(sent.ranges[0].mode === RangeMode.Hashes)
     assert.throws(() => me.receive(frame([{ upper: null, mode: RangeMode.Reply, entries: [], request }])), dmError('ERR_DECODE'))
   }
   // A peer that offers more entries than maxLearned.
@@ -333,21 +335,21 @@ test('claims are hints: a peer that claims every entry newer and sends none stil
   const held = fleet(3)
   const me = createReconciler({ index: createReconcileIndex(held), role: 'initiator', salt: SALT })
   me.initiate()
-  const sent = decodeMessage(me.receive(frame([{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }])).reply as Uint8Array)
-  assert.ok(sent.type === MessageType.Reconcile && sent.ranges[0].mode === RangeMode.Hashes && sent.ranges[0].newestMs === T0 + 2)
+  const sent = ask(me, [{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }])
+  assert.ok(sent.ranges[0].mode === RangeMode.Hashes && sent.ranges[0].newestMs === T0 + 2)
   // All three asked for, each claimed 0 ms older than our newest: we hold back the two older ones.
-  const items = decodeMessage(me.receive(frame([{ upper: null, mode: RangeMode.PartialReply, entries: [], request: Uint8Array.of(0xe0), claims: Uint8Array.of(0, 0, 0) }])).reply as Uint8Array)
-  assert.ok(items.type === MessageType.Reconcile && items.ranges[0].mode === RangeMode.PartialItems)
+  const items = ask(me, [{ upper: null, mode: RangeMode.PartialReply, entries: [], request: Uint8Array.of(0xe0), claims: Uint8Array.of(0, 0, 0) }])
+  assert.ok(items.ranges[0].mode === RangeMode.PartialItems)
   assert.deepEqual(items.ranges[0].entries, [held[2]])
   // Their Items bring nothing of those names: the two come now.
-  const rest = decodeMessage(me.receive(frame([{ upper: null, mode: RangeMode.Items, entries: [] }])).reply as Uint8Array)
-  assert.ok(rest.type === MessageType.Reconcile && rest.ranges[0].mode === RangeMode.Items)
+  const rest = ask(me, [{ upper: null, mode: RangeMode.Items, entries: [] }])
+  assert.ok(rest.ranges[0].mode === RangeMode.Items)
   assert.deepEqual(rest.ranges[0].entries, held.slice(0, 2))
 
   // Their hashes (one we lack), our plain Reply, then PartialItems where we made no claims.
   const other = createReconciler({ index: createReconcileIndex(held), role: 'responder' })
-  const reply = decodeMessage(other.receive(frame([{ upper: null, mode: RangeMode.Hashes, hashes: Uint8Array.of(1, 2, 3), newestMs: 0 }], SALT)).reply as Uint8Array)
-  assert.ok(reply.type === MessageType.Reconcile && reply.ranges[0].mode === RangeMode.Reply)
+  const reply = ask(other, [{ upper: null, mode: RangeMode.Hashes, hashes: Uint8Array.of(1, 2, 3), newestMs: 0 }], SALT)
+  assert.ok(reply.ranges[0].mode === RangeMode.Reply)
   assert.throws(() => other.receive(frame([{ upper: null, mode: RangeMode.PartialItems, entries: [] }])), dmError('ERR_DECODE'))
 })
 
@@ -372,4 +374,12 @@ test('reconcile messages round-trip and re-encode to the same bytes', () => {
   const back = decodeMessage(f)
   assert.ok(encodeMessage(back).equals(f))
   assert.deepEqual(back, m)
+  // As an answer to a message with some of these bounds, it refers to them (15 and more take a varint).
+  const answered = [u('a/b'), u('a/c0'), ...Array.from({ length: 20 }, (_, i) => u(`c/${String(i).padStart(2, '0')}`)), u('d'), null]
+  const short = encodeReconcile(m, answered)
+  assert.deepEqual(decodeReconcile(short, answered), m)
+  // a/b (5 bytes spelt), d (3 bytes spelt; 1 for its varint: it is the 21st bound above c) and +∞ (2 bytes).
+  assert.equal(f.length - short.length, 5 + (3 - 1) + 2)
+  assert.throws(() => decodeMessage(short), dmError('ERR_DECODE'), 'a reference with nothing to refer to')
+  assert.throws(() => decodeReconcile(short, answered.slice(0, 21)), dmError('ERR_DECODE'), 'a reference past the bounds answered')
 })

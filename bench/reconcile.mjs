@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { tsImport } from 'tsx/esm/api'
 
-const { MessageType, encodeMessage, decodeReconcile, boundsOf } = await tsImport('../src/protocol/messages.ts', import.meta.url)
+const { MessageType, RECONCILE_VERSION, encodeMessage, decodeReconcile, boundsOf } = await tsImport('../src/protocol/messages.ts', import.meta.url)
 const { createReconcileIndex } = await tsImport('../src/sync/fingerprint.ts', import.meta.url)
 const { createReconciler } = await tsImport('../src/sync/reconcile.ts', import.meta.url)
 
@@ -111,7 +111,7 @@ const cases = [
 ]
 
 const tallies = []
-console.log(`bench/reconcile.mjs, seed ${seed}, node ${process.version}; bytes = frames + varint length prefixes, both ways`)
+console.log(`bench/reconcile.mjs, seed ${seed}, node ${process.version}, reconcile message version ${RECONCILE_VERSION}; bytes = frames + varint length prefixes, both ways`)
 console.log('| case | format 2 A→B | B→A | total | messages | format 1 full-index exchange | ratio | target | met? | CPU |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const c of cases) {

@@ -108,8 +108,9 @@ function readEntries (r: Reader, lower: Uint8Array, upper: Bound, time: Timestam
     if ((i === 0 && Buffer.compare(key, lower) < 0) || (upper !== null && Buffer.compare(key, upper) >= 0)) throw new DmError('ERR_DECODE', 'entry lies outside its range')
     const view = Buffer.from(key.buffer, key.byteOffset, key.length)
     // Names are ASCII in practice (docs/PROTOCOL.md section 1): skip the UTF-8 round trip for them.
-    const name = isAscii(view) ? view.toString('latin1') : view.toString('utf8')
-    if (!isAscii(view) && !Buffer.from(name, 'utf8').equals(view)) throw new DmError('ERR_DECODE', 'entry name is not UTF-8')
+    const ascii = isAscii(view)
+    const name = ascii ? view.toString('latin1') : view.toString('utf8')
+    if (!ascii && !Buffer.from(name, 'utf8').equals(view)) throw new DmError('ERR_DECODE', 'entry name is not UTF-8')
     const timestampMs = time.read()
     tally('entry timestamps')
     entries.push({ name, timestampMs, id: new Uint8Array(r.bytes(32)) })

@@ -96,7 +96,7 @@ export function timestamps (r: Reader, baseMs: number): Timestamps {
   }
 }
 
-export const compareBounds = (a: Bound, b: Bound): number => a === null ? (b === null ? 0 : 1) : b === null ? -1 : Buffer.compare(a, b)
+const compareBounds = (a: Bound, b: Bound): number => a === null ? (b === null ? 0 : 1) : b === null ? -1 : Buffer.compare(a, b)
 
 /**
  * The bounds of the message being answered (ascending, +∞ last), which a range may refer to instead of

@@ -21,7 +21,7 @@ export { MAX_AGE_CLASS, NO_CLAIM, ageClass, type Bound } from './reconcile-field
  * two may load in either order.
  */
 
-/** 3: a PartialReply claims an age for each entry it holds back, and PartialItems (docs/PROTOCOL.md 7.4, "Message versions"). */
+/** 3: claims and PartialItems, bounds by reference, timestamps as ages, varint counts (docs/PROTOCOL.md 7.4, "Message versions"). */
 export const RECONCILE_VERSION = 3
 /** Random bytes the initiator mixes into every fingerprint and item hash of one exchange. */
 export const SALT_BYTES = 16
@@ -59,8 +59,6 @@ export enum RangeMode {
   PartialItems = 7
 }
 
-
-
 export type ReconcileRange =
   | { upper: Bound, mode: RangeMode.Skip }
   | { upper: Bound, mode: RangeMode.Digest, digest: Uint8Array }
@@ -78,9 +76,6 @@ export interface ReconcileMessage {
   salt: Uint8Array | undefined
   ranges: ReconcileRange[]
 }
-
-
-
 
 /** A list of entries; the first name is front-coded against the range's lower bound, each next against the one before. */
 function writeEntries (w: Writer, lower: Uint8Array, entries: IndexEntry[], baseMs: number): void {
@@ -120,8 +115,6 @@ function readEntries (r: Reader, lower: Uint8Array, upper: Bound, time: Timestam
   return entries
 }
 
-
-
 /** The newest timestamp a message carries (0 if none): the others are sent as their age before it. */
 function newestOf (ranges: ReconcileRange[]): number {
   let newest = 0
@@ -131,8 +124,6 @@ function newestOf (ranges: ReconcileRange[]): number {
   }
   return newest
 }
-
-
 
 /** Writes a message; `peerBounds` are the bounds of the message it answers (none for the first). */
 export function writeReconcile (w: Writer, m: ReconcileMessage, peerBounds: readonly Bound[] = []): void {

@@ -8,17 +8,21 @@
 // layout (docs/PROTOCOL.md: u32 count, then u16 name length, name, u64
 // timestamp, 32-byte id per entry), which is what it sent.
 //
-//   node bench/reconcile.mjs [--seed N]
+// --breakdown adds a table of where the bytes go (bounds, fingerprints, item
+// hashes, entries...), per case, counted by the decoder (decodeReconcile).
+//
+//   node bench/reconcile.mjs [--seed N] [--breakdown]
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { tsImport } from 'tsx/esm/api'
 
-const { MessageType, encodeMessage } = await tsImport('../src/protocol/messages.ts', import.meta.url)
+const { MessageType, RECONCILE_VERSION, encodeMessage, decodeReconcile, boundsOf } = await tsImport('../src/protocol/messages.ts', import.meta.url)
 const { createReconcileIndex } = await tsImport('../src/sync/fingerprint.ts', import.meta.url)
 const { createReconciler } = await tsImport('../src/sync/reconcile.ts', import.meta.url)
 
 const args = process.argv.slice(2)
 const seed = Number(args[args.indexOf('--seed') + 1] ?? 1) || 1
+const breakdown = args.includes('--breakdown')
 
 /** mulberry32: a small seeded PRNG, so every run picks the same entries. */
 function prng (s) {
@@ -64,20 +68,20 @@ function reconcile (a, b) {
   const A = createReconciler({ index: ia, role: 'initiator' })
   const B = createReconciler({ index: ib, role: 'responder' })
   let frame = A.initiate()
+  const frames = [frame]
   let ab = wire(frame)
   let ba = 0
-  let messages = 1
   for (let to = B; ;) {
     const step = to.receive(frame)
     if (step.reply !== undefined) {
-      messages++
+      frames.push(step.reply)
       if (to === A) ab += wire(step.reply); else ba += wire(step.reply)
       frame = step.reply
     }
     if (step.done) break
     to = to === A ? B : A
   }
-  return { ab, ba, messages, ms: performance.now() - t, wantsA: A.wants(), wantsB: B.wants() }
+  return { ab, ba, messages: frames.length, ms: performance.now() - t, frames }
 }
 
 /** Bytes of the differing entries alone, as format-1 Index entries (u16 length, name, u64, 32-byte id). */
@@ -106,14 +110,33 @@ const cases = [
   ].map(([what, a, b]) => ({ what, a, b, alone: entriesAlone(differing), target: 1.5 * entriesAlone(differing), targetText: `≤ 1.5 × ${entriesAlone(differing)} B` }))
 ]
 
-console.log(`bench/reconcile.mjs, seed ${seed}, node ${process.version}; bytes = frames + varint length prefixes, both ways`)
+const tallies = []
+console.log(`bench/reconcile.mjs, seed ${seed}, node ${process.version}, reconcile message version ${RECONCILE_VERSION}; bytes = frames + varint length prefixes, both ways`)
 console.log('| case | format 2 A→B | B→A | total | messages | format 1 full-index exchange | ratio | target | met? | CPU |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const c of cases) {
   const r = reconcile(c.a, c.b)
+  tallies.push(tally(c.what, r.frames))
   const f = fullIndexExchange(c.a, c.b)
   const total = r.ab + r.ba
   const full = f.ab + f.ba
   const fullText = c.a.length > 40_000 ? `${full} (over format 1's 40,000-entry cap; in sync it sends the 2 Summaries, ${f.summaries} B)` : c.a === c.b ? `${full} (in sync it sends the 2 Summaries, ${f.summaries} B)` : String(full)
   console.log(`| ${c.what} | ${r.ab} | ${r.ba} | ${total} | ${r.messages} | ${fullText} | ${(total / full).toFixed(3)} | ${c.targetText} | ${total <= c.target ? 'yes' : 'no'}${c.alone === undefined ? '' : ` (${(total / c.alone).toFixed(2)}× the entries alone)`} | ${r.ms.toFixed(0)} ms |`)
+}
+
+/** Where the bytes of one exchange go, by what the decoder read them as, plus the frames' length prefixes. */
+function tally (what, frames) {
+  const bytes = new Map([['length prefixes', frames.reduce((n, f) => n + wire(f) - f.length, 0)]])
+  // Each frame answers the one before, whose bounds it may refer to.
+  let answered = []
+  for (const f of frames) answered = boundsOf(decodeReconcile(f, answered, (k, n) => bytes.set(k, (bytes.get(k) ?? 0) + n)))
+  return { what, bytes }
+}
+
+if (breakdown) {
+  const columns = [...new Set(tallies.flatMap(t => [...t.bytes.keys()]))]
+  console.log('\nWhere the bytes go (decoder tally; sums to the total above)')
+  console.log(`| case | ${columns.join(' | ')} |`)
+  console.log(`|---|${columns.map(() => '---|').join('')}`)
+  for (const t of tallies) console.log(`| ${t.what} | ${columns.map(k => t.bytes.get(k) ?? 0).join(' | ')} |`)
 }

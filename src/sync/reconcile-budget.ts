@@ -1,4 +1,4 @@
-import { FINGERPRINT_BYTES, MAX_RECONCILE_BYTES, MessageType, RangeMode, encodeMessage, type ReconcileRange } from '../protocol/messages.js'
+import { FINGERPRINT_BYTES, MAX_RECONCILE_BYTES, RangeMode, encodeReconcile, type Bound, type IndexEntry, type ReconcileRange } from '../protocol/messages.js'
 
 /*
  * What one exchange of reconciliation may cost (docs/PROTOCOL.md 7.4.5): the
@@ -22,19 +22,32 @@ export const DEFAULT_RECONCILE_LIMITS: Readonly<ReconcileLimits> = {
   messageBytes: 512 * 1024
 }
 
-/** Bytes of a timestamp as a varint, for present-day milliseconds. */
+/** Bytes of a timestamp's age as a varint, for ages up to 139 years. */
 const TIMESTAMP_BYTES = 6
 
-/** Rough encoded size of a range, for the soft message budget. */
+/** Rough encoded size of a range (at most, for present-day timestamps), for the soft message budget. */
 export function sizeOf (r: ReconcileRange): number {
-  const bound = 2 + (r.upper?.length ?? 0) + 1
+  const head = 1 + 2 + (r.upper?.length ?? 0)
+  const entries = (es: IndexEntry[]): number => {
+    // Names are front-coded against the one before: count only the bytes that differ from it.
+    let bytes = 2
+    let prev = ''
+    for (const e of es) {
+      let shared = 0
+      while (shared < prev.length && prev.charCodeAt(shared) === e.name.charCodeAt(shared)) shared++
+      bytes += 2 + Buffer.byteLength(e.name.slice(shared)) + TIMESTAMP_BYTES + 32
+      prev = e.name
+    }
+    return bytes
+  }
   switch (r.mode) {
-    case RangeMode.Skip: return bound
-    case RangeMode.Digest: return bound + 32
-    case RangeMode.Fingerprint: return bound + FINGERPRINT_BYTES
-    case RangeMode.Hashes: return bound + TIMESTAMP_BYTES + 2 + r.hashes.length
-    case RangeMode.Reply: case RangeMode.PartialReply: case RangeMode.Items:
-      return bound + 3 + 33 + r.entries.reduce((s, e) => s + 2 + Buffer.byteLength(e.name) + TIMESTAMP_BYTES + 32, 0)
+    case RangeMode.Skip: return head
+    case RangeMode.Digest: return head + 32
+    case RangeMode.Fingerprint: return head + FINGERPRINT_BYTES
+    case RangeMode.Hashes: return head + TIMESTAMP_BYTES + 2 + r.hashes.length
+    case RangeMode.Reply: return head + entries(r.entries) + 1 + r.request.length
+    case RangeMode.PartialReply: return head + entries(r.entries) + 1 + r.request.length + r.claims.length
+    case RangeMode.Items: case RangeMode.PartialItems: return head + entries(r.entries)
   }
 }
 
@@ -49,9 +62,9 @@ export function compact (ranges: ReconcileRange[]): ReconcileRange[] {
   return merged
 }
 
-/** One Reconcile frame; honest messages stay far below the frame cap, so passing it is a bug here. */
-export function encodeReconcile (ranges: ReconcileRange[], salt: Uint8Array | undefined): Uint8Array {
-  const frame = encodeMessage({ type: MessageType.Reconcile, salt, ranges })
+/** One Reconcile frame answering a message with bounds `peerBounds`; honest messages stay far below the frame cap, so passing it is a bug here. */
+export function encodeFrame (ranges: ReconcileRange[], salt: Uint8Array | undefined, peerBounds: readonly Bound[]): Uint8Array {
+  const frame = encodeReconcile({ salt, ranges }, peerBounds)
   if (frame.length > MAX_RECONCILE_BYTES) throw new Error(`internal: reconcile frame of ${frame.length} bytes`)
   return frame
 }

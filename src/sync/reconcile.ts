@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { DmError } from '../errors.js'
 import {
-  MAX_RANGES_PER_MESSAGE, MessageType, RangeMode, SALT_BYTES, decodeMessage, expectType,
-  type IndexEntry, type ReconcileRange
+  MAX_RANGES_PER_MESSAGE, RangeMode, SALT_BYTES, boundsOf, decodeReconcile,
+  type Bound, type IndexEntry, type ReconcileRange
 } from '../protocol/messages.js'
 import type { ReconcileIndex } from './fingerprint.js'
-import { DEFAULT_RECONCILE_LIMITS, compact, encodeReconcile, sizeOf, type ReconcileLimits } from './reconcile-budget.js'
+import { DEFAULT_RECONCILE_LIMITS, compact, encodeFrame, sizeOf, type ReconcileLimits } from './reconcile-budget.js'
 import { answerHashes, answerItems, answerReply, createLedger } from './reconcile-leaf.js'
 import { SPLIT_BUCKETS, describeDiffering, rangeKey } from './reconcile-ranges.js'
 import type { Channel } from './transport.js'
@@ -22,7 +22,7 @@ export { DEFAULT_RECONCILE_LIMITS, type ReconcileLimits } from './reconcile-budg
  * Per range, what arrives decides what goes back:
  *   Digest/Fingerprint equal to ours → Skip
  *   …different                       → our hashes, or fingerprints of buckets (reconcile-ranges.ts)
- *   Hashes, Reply, PartialReply, Items → the leaf exchange (reconcile-leaf.ts)
+ *   Hashes, Reply, PartialReply, Items, PartialItems → the leaf exchange (reconcile-leaf.ts)
  * This file is the session: the salt, the rounds, what each answer must match,
  * and the message budget. A round in sync is one Digest each way.
  */
@@ -57,8 +57,9 @@ export interface Reconciler {
 
 /** What our last message asked of a range, so that only a matching answer is accepted for it. */
 type Awaiting =
-  | { answer: 'reply' } // we sent Hashes
-  | { answer: 'items', withheld: IndexEntry[] } // we sent a Reply or PartialReply, or Items answering a PartialReply
+  | { answer: 'reply', newestMs: number } // we sent Hashes, with this newest timestamp
+  // We sent a Reply, PartialReply, Items or PartialItems, holding back `withheld`; PartialItems is due only after our PartialReply.
+  | { answer: 'items', withheld: IndexEntry[], claimed: boolean }
 
 const EMPTY = new Uint8Array(0)
 
@@ -66,6 +67,7 @@ const EMPTY = new Uint8Array(0)
 function checkSolicited (r: ReconcileRange, expected: Awaiting | undefined): void {
   if ((r.mode === RangeMode.Reply || r.mode === RangeMode.PartialReply) && expected?.answer !== 'reply') throw new DmError('ERR_DECODE', 'peer replied to hashes we did not send')
   if (r.mode === RangeMode.Items && expected?.answer !== 'items') throw new DmError('ERR_DECODE', 'peer sent items we did not ask for')
+  if (r.mode === RangeMode.PartialItems && !(expected?.answer === 'items' && expected.claimed)) throw new DmError('ERR_DECODE', 'peer held items back where we made no claims')
 }
 
 export function createReconciler (init: ReconcilerInit): Reconciler {
@@ -77,12 +79,14 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
   let finished = false
   const ledger = createLedger(index, limits.maxLearned)
   let awaiting = new Map<string, Awaiting>()
+  // The bounds of our last message: the peer's answer may refer to them.
+  let sent: Bound[] = []
 
   /** Our hashes or bucket fingerprints for a range that differs; hashes await a Reply. */
   function differing (r: ReconcileRange, from: number, to: number, out: ReconcileRange[]): Awaiting | undefined {
     const described = describeDiffering(index, salt as Uint8Array, r.upper, from, to)
     out.push(...described)
-    return described[0].mode === RangeMode.Hashes ? { answer: 'reply' } : undefined
+    return described[0].mode === RangeMode.Hashes ? { answer: 'reply', newestMs: described[0].newestMs } : undefined
   }
 
   /** Our answer to one range (already checked as solicited), with what we then await for it. */
@@ -103,17 +107,21 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
         const a = answerHashes(index, s, r.upper, from, to, r.hashes, r.newestMs)
         if (a === undefined) return differing(r, from, to, out)
         out.push(a.range)
-        return { answer: 'items', withheld: a.withheld }
+        return { answer: 'items', withheld: a.withheld, claimed: a.range.mode === RangeMode.PartialReply }
       }
       case RangeMode.Reply:
       case RangeMode.PartialReply: {
-        out.push(answerReply(index, ledger, from, to, r))
-        // Their PartialReply held entries back: they answer our Items with those still newer.
-        return r.mode === RangeMode.PartialReply ? { answer: 'items', withheld: [] } : undefined
+        const a = answerReply(index, ledger, from, to, expected?.answer === 'reply' ? expected.newestMs : 0, r)
+        out.push(a.range)
+        // They answer our Items with what they held back that ours did not supersede.
+        return a.range.mode === RangeMode.Skip ? undefined : { answer: 'items', withheld: a.withheld, claimed: false }
       }
       case RangeMode.Items:
-        out.push(answerItems(ledger, r.upper, r.entries, expected?.answer === 'items' ? expected.withheld : []))
-        return undefined
+      case RangeMode.PartialItems: {
+        const a = answerItems(ledger, r.upper, r.entries, expected?.answer === 'items' ? expected.withheld : [], r.mode === RangeMode.PartialItems)
+        out.push(a)
+        return a.mode === RangeMode.Skip ? undefined : { answer: 'items', withheld: [], claimed: false }
+      }
     }
   }
 
@@ -139,7 +147,7 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
       } else {
         // Over budget: still learn what they sent, and answer each remaining range with our
         // fingerprint of it, so the peer resumes there next round without splitting again.
-        if (r.mode === RangeMode.Reply || r.mode === RangeMode.PartialReply || r.mode === RangeMode.Items) ledger.learn(r.entries)
+        if ('entries' in r) ledger.learn(r.entries)
         if (collapseFrom !== undefined) { /* inside the collapsed rest */ } else if (out.length >= MAX_RANGES_PER_MESSAGE - 1 && r.upper !== null) collapseFrom = from
         else if (r.mode === RangeMode.Skip) out.push(r)
         else out.push({ upper: r.upper, mode: RangeMode.Fingerprint, fingerprint: index.fingerprint(s, from, to) })
@@ -158,11 +166,13 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
     get rounds () { return rounds },
     initiate () {
       if (init.role !== 'initiator' || rounds > 0) throw new Error('initiate() is for the initiator, once')
-      return encodeReconcile([{ upper: null, mode: RangeMode.Digest, digest: index.digest(0, index.size) }], salt)
+      const ranges: ReconcileRange[] = [{ upper: null, mode: RangeMode.Digest, digest: index.digest(0, index.size) }]
+      sent = boundsOf({ ranges })
+      return encodeFrame(ranges, salt, [])
     },
     receive (frame) {
       if (finished) throw new DmError('ERR_DECODE', 'peer sent a reconcile frame after the exchange ended')
-      const m = expectType(decodeMessage(frame), MessageType.Reconcile)
+      const m = decodeReconcile(frame, sent)
       rounds++
       if (rounds > limits.maxRounds) throw new DmError('ERR_DECODE', `reconciliation still going after ${limits.maxRounds} messages`)
       if (init.role === 'responder' && rounds === 1) {
@@ -177,7 +187,8 @@ export function createReconciler (init: ReconcilerInit): Reconciler {
       }
       const ranges = respond(m.ranges)
       finished = ranges.length === 1 && ranges[0].mode === RangeMode.Skip
-      return { reply: encodeReconcile(ranges, undefined), done: finished }
+      sent = boundsOf({ ranges })
+      return { reply: encodeFrame(ranges, undefined, boundsOf(m)), done: finished }
     },
     wants: () => ledger.wants()
   }

@@ -5,9 +5,9 @@ import path from 'node:path'
 import { build } from '../vectors/generate-reconcile.js'
 import { REPO_ROOT } from './helpers.js'
 
-const vectors = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test/vectors/reconcile-v2.json'), 'utf8'))
+const vectors = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test/vectors/reconcile-v3.json'), 'utf8'))
 
-test('reconcile-v2.json: fingerprints from the spec steps match the implementation, and the transcript replays', () => {
+test('reconcile-v3.json: fingerprints from the spec steps match the implementation, and the transcript replays', () => {
   // build() recomputes every digest, fingerprint and item hash from the spec's steps, throws if
   // src/sync/fingerprint.ts disagrees, and replays the exchange with the fixed salt.
   assert.deepEqual(build(), vectors)

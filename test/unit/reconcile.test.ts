@@ -5,8 +5,8 @@ import fc from 'fast-check'
 import { compareVersions } from '../../src/format/version.js'
 import { Writer } from '../../src/format/binary.js'
 import {
-  MAX_ITEMS_PER_LIST, MAX_HASHES_PER_RANGE, MAX_RANGES_PER_MESSAGE, MAX_RECONCILE_BYTES, MessageType, RangeMode, RECONCILE_VERSION,
-  decodeMessage, encodeMessage, type IndexEntry, type ReconcileRange
+  MAX_AGE_CLASS, MAX_ITEMS_PER_LIST, MAX_HASHES_PER_RANGE, MAX_RANGES_PER_MESSAGE, MAX_RECONCILE_BYTES, MessageType, NO_CLAIM, RangeMode, RECONCILE_VERSION,
+  boundsOf, decodeMessage, decodeReconcile, encodeMessage, encodeReconcile, type IndexEntry, type ReconcileMessage, type ReconcileRange
 } from '../../src/protocol/messages.js'
 import { createReconcileIndex } from '../../src/sync/fingerprint.js'
 import { DEFAULT_RECONCILE_LIMITS, createReconciler, reconcileOver, type Reconciler } from '../../src/sync/reconcile.js'
@@ -33,32 +33,41 @@ function expectedWants (mine: IndexEntry[], theirs: IndexEntry[]): string[] {
   return theirs.filter(e => { const h = held.get(e.name); return h === undefined || compareVersions(e, h) > 0 }).map(e => e.name).sort()
 }
 
-interface Outcome { wantsA: IndexEntry[], wantsB: IndexEntry[], messages: number, bytes: number, frames: Array<{ from: 'A' | 'B', ranges: ReconcileRange[] }> }
+/** `frames` decodes the exchange's frames when first read (most tests never do: 100,000 entries take a while). */
+interface Outcome { wantsA: IndexEntry[], wantsB: IndexEntry[], messages: number, bytes: number, readonly frames: Array<{ from: 'A' | 'B', ranges: ReconcileRange[] }> }
 
 /** Passes frames between two reconcilers in memory until one side is done. */
 function exchange (a: IndexEntry[], b: IndexEntry[], salt = SALT): Outcome {
   const A = createReconciler({ index: createReconcileIndex(a), role: 'initiator', salt })
   const B = createReconciler({ index: createReconcileIndex(b), role: 'responder' })
   let frame = A.initiate()
-  let messages = 1
   let bytes = frame.length
-  const frames: Outcome['frames'] = []
-  const record = (from: 'A' | 'B', f: Uint8Array): void => { const m = decodeMessage(f); if (m.type === MessageType.Reconcile) frames.push({ from, ranges: m.ranges }) }
-  record('A', frame)
+  const sent: Array<{ from: 'A' | 'B', frame: Uint8Array }> = [{ from: 'A', frame }]
   for (let to: Reconciler = B; ; to = to === A ? B : A) {
     const step = to.receive(frame)
-    if (step.reply !== undefined) { frame = step.reply; messages++; bytes += frame.length; record(to === A ? 'A' : 'B', frame) }
+    if (step.reply !== undefined) { frame = step.reply; bytes += frame.length; sent.push({ from: to === A ? 'A' : 'B', frame }) }
     if (step.done) break
   }
-  return { wantsA: A.wants(), wantsB: B.wants(), messages, bytes, frames }
+  let frames: Outcome['frames'] | undefined
+  return {
+    wantsA: A.wants(),
+    wantsB: B.wants(),
+    messages: sent.length,
+    bytes,
+    get frames () {
+      // Each frame answers the one before, whose bounds it may refer to.
+      frames ??= sent.reduce<Outcome['frames']>((out, f) => [...out, { from: f.from, ranges: decodeReconcile(f.frame, boundsOf({ ranges: out.at(-1)?.ranges ?? [] })).ranges }], [])
+      return frames
+    }
+  }
 }
 
 function assertReconciled (a: IndexEntry[], b: IndexEntry[], o: Outcome): void {
   assert.deepEqual(o.wantsA.map(e => e.name), expectedWants(a, b), 'initiator wants')
   assert.deepEqual(o.wantsB.map(e => e.name), expectedWants(b, a), 'responder wants')
   const byName = new Map(b.map(e => [e.name, e]))
-  const exact = (e: IndexEntry | undefined): string => e === undefined ? 'none' : `${e.name} ${e.timestampMs} ${Buffer.from(e.id).toString('hex')}`
-  assert.deepEqual(o.wantsA.filter(w => exact(w) !== exact(byName.get(w.name))), [], 'a want is the peer\'s exact entry')
+  const exact = (w: IndexEntry, e: IndexEntry | undefined): boolean => e !== undefined && w.timestampMs === e.timestampMs && Buffer.from(w.id).equals(e.id)
+  assert.deepEqual(o.wantsA.filter(w => !exact(w, byName.get(w.name))).map(w => w.name), [], 'a want is the peer\'s exact entry')
 }
 
 test('in sync: one Digest and one done message, nothing wanted, under 1 KiB', () => {
@@ -99,19 +108,47 @@ test('many newer versions on one side: the side holding the older ones sends non
   }
 })
 
-test('an entry held back as probably older, but newer after all, still reaches the peer', () => {
+const e = (name: string, ts: number, v = ''): IndexEntry => ({ name, timestampMs: ts, id: sha(name + v) })
+const modes = (o: Outcome): string[] => o.frames.map(f => `${f.from}:${f.ranges.map(r => RangeMode[r.mode]).join(',')}`)
+const namesSentBy = (o: Outcome, side: 'A' | 'B'): string[] =>
+  o.frames.filter(f => f.from === side).flatMap(f => f.ranges).flatMap(r => 'entries' in r ? r.entries.map(x => x.name) : [])
+
+test('an entry held back as probably older, but newer after all, reaches the peer, and the peer\'s older one stays home', () => {
   // The responder answers the Digest with hashes (5 entries); the initiator holds back its b/2, no
-  // newer than the responder's newest entry (b/4), guessing the responder's b/2 newer. It is not:
-  // it comes in the last Items, after the responder's own Items show its b/2 is older.
-  const e = (name: string, ts: number, v = ''): IndexEntry => ({ name, timestampMs: ts, id: sha(name + v) })
+  // newer than the responder's newest entry (b/4), and claims its age: 40 ms before that newest. The
+  // responder's b/2 is 70 ms before it, so the responder holds its own back (PartialItems) and the
+  // initiator's comes in the last Items.
   const a = [e('b/1', 1), e('b/2', 50, 'a'), e('b/3', 3), e('b/4', 4)]
   const b = [e('b/1', 1), e('b/2', 20, 'b'), e('b/3', 3), e('b/4', 90, 'b'), e('b/5', 5)]
   const o = exchange(a, b)
   assertReconciled(a, b, o)
   assert.deepEqual(o.wantsB.map(w => w.name), ['b/2'])
   assert.deepEqual(o.wantsA.map(w => w.name), ['b/4', 'b/5'])
-  assert.deepEqual(o.frames.map(f => `${f.from}:${f.ranges.map(r => RangeMode[r.mode]).join(',')}`),
-    ['A:Digest', 'B:Hashes', 'A:PartialReply', 'B:Items', 'A:Items', 'B:Skip'])
+  assert.deepEqual(modes(o), ['A:Digest', 'B:Hashes', 'A:PartialReply', 'B:PartialItems', 'A:Items', 'B:Skip'])
+  assert.deepEqual(namesSentBy(o, 'B'), ['b/4', 'b/5'])
+  assert.deepEqual(namesSentBy(o, 'A'), ['b/2'])
+})
+
+test('a claim paired with another name costs one more answer, not an entry', () => {
+  // The initiator's new b/2 and the responder's new b/2a sit between the same matches: the initiator
+  // holds b/2 back, paired with b/2a, whose holder then holds b/2a back too. Neither Items supersedes
+  // the other's entry, so b/2a comes in one more Items.
+  const a = [e('b/1', 1), e('b/2', 50), e('b/3', 3)]
+  const b = [e('b/1', 1), e('b/2a', 20), e('b/3', 3), e('b/4', 90)]
+  const o = exchange(a, b)
+  assertReconciled(a, b, o)
+  assert.deepEqual(modes(o), ['A:Digest', 'B:Hashes', 'A:PartialReply', 'B:PartialItems', 'A:Items', 'B:Items', 'A:Skip'])
+  assert.deepEqual([o.wantsA.map(w => w.name), o.wantsB.map(w => w.name)], [['b/2a', 'b/4'], ['b/2']])
+})
+
+test('newer versions on both sides in the same ranges: each crosses once, and no older one does', () => {
+  const base = fleet(3000)
+  const a = base.map((x, i) => i % 10 === 3 ? bumped(x, 'a') : x)
+  const b = base.map((x, i) => i % 10 === 6 ? bumped(x, 'b') : x)
+  const o = exchange(a, b)
+  assertReconciled(a, b, o)
+  assert.deepEqual([o.wantsA.length, o.wantsB.length], [300, 300])
+  assert.equal(entriesSentBy(o, 'A') + entriesSentBy(o, 'B'), 600)
 })
 
 test('property: any two small indexes reconcile exactly, both ways', () => {
@@ -183,19 +220,21 @@ function channelPair (): [Channel, Channel] {
 // ------------------------------------------------------------------ hostile peers
 
 const frame = (ranges: ReconcileRange[], salt?: Uint8Array): Uint8Array => encodeMessage({ type: MessageType.Reconcile, salt, ranges })
+/** Sends `me` a frame of these ranges and decodes its answer, which may refer to their bounds. */
+const ask = (me: Reconciler, ranges: ReconcileRange[], salt?: Uint8Array): ReconcileMessage => decodeReconcile(me.receive(frame(ranges, salt)).reply as Uint8Array, boundsOf({ ranges }))
 const responder = (entries = fleet(1000), limits = {}): Reconciler => createReconciler({ index: createReconcileIndex(entries), role: 'responder', limits })
 
 test('a peer whose fingerprints never match is cut off after maxRounds, holding nothing', () => {
   const limits = { maxRounds: 12 }
   const me = createReconciler({ index: createReconcileIndex(fleet(5000)), role: 'initiator', salt: SALT, limits })
   let msg: Uint8Array | undefined = me.initiate()
+  let lied: ReconcileRange[] = []
   let rounds = 0
   const liar = (): Uint8Array => {
     // Echo every range we sent as a fresh random fingerprint: "still different".
-    const m = decodeMessage(msg as Uint8Array)
-    assert.equal(m.type, MessageType.Reconcile)
-    if (m.type !== MessageType.Reconcile) throw new Error('unreachable')
-    return frame(m.ranges.map(r => ({ upper: r.upper, mode: RangeMode.Fingerprint, fingerprint: sha(`${rounds}`).subarray(0, 16) })))
+    const m = decodeReconcile(msg as Uint8Array, boundsOf({ ranges: lied }))
+    lied = m.ranges.map(r => ({ upper: r.upper, mode: RangeMode.Fingerprint, fingerprint: sha(`${rounds}`).subarray(0, 16) }))
+    return frame(lied)
   }
   assert.throws(() => {
     for (;;) { rounds++; msg = me.receive(liar()).reply; assert.ok(msg !== undefined && msg.length <= MAX_RECONCILE_BYTES) }
@@ -213,11 +252,11 @@ test('endless splitting: thousands of tiny ranges per message get bounded answer
   let sent = 0
   assert.throws(() => {
     for (let round = 0; ; round++) {
-      const reply = me.receive(frame(many(MAX_RANGES_PER_MESSAGE, round), round === 0 ? SALT : undefined)).reply as Uint8Array
+      const ranges = many(MAX_RANGES_PER_MESSAGE, round)
+      const reply = me.receive(frame(ranges, round === 0 ? SALT : undefined)).reply as Uint8Array
       sent++
       assert.ok(reply.length <= MAX_RECONCILE_BYTES)
-      const m = decodeMessage(reply)
-      assert.ok(m.type === MessageType.Reconcile && m.ranges.length <= MAX_RANGES_PER_MESSAGE)
+      assert.ok(decodeReconcile(reply, boundsOf({ ranges })).ranges.length <= MAX_RANGES_PER_MESSAGE)
     }
   }, dmError('ERR_DECODE'))
   assert.equal(sent, 3)
@@ -244,22 +283,32 @@ test('ranges out of order or overlapping, or not ending at +∞, are ERR_DECODE'
 })
 
 test('oversized lists, counts and frames are ERR_DECODE before allocation', () => {
-  const head = (): Writer => new Writer().u8(MessageType.Reconcile).u8(RECONCILE_VERSION).u8(0)
+  // Type, version, no salt, base timestamp; then the range count and one range of a mode to +∞ (empty key).
+  const head = (baseMs = 0): Writer => new Writer().u8(MessageType.Reconcile).u8(RECONCILE_VERSION).u8(0).uvarint(baseMs)
+  const one = (mode: number, baseMs = 0): Writer => head(baseMs).uvarint(1).u8(mode).u8(0).u8(0)
   const cases: Array<[string, Uint8Array]> = [
-    ['ranges', head().u16(MAX_RANGES_PER_MESSAGE + 1).finish()],
-    ['no ranges', head().u16(0).finish()],
-    ['hashes', head().u16(1).u8(0).u8(0).u8(RangeMode.Hashes).uvarint(T0).u16(MAX_HASHES_PER_RANGE + 1).finish()],
-    ['newest timestamp', head().u16(1).u8(0).u8(0).u8(RangeMode.Hashes).bytes(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)).u16(0).finish()],
-    ['non-shortest varint', head().u16(1).u8(0).u8(0).u8(RangeMode.Hashes).bytes(Uint8Array.of(0x81, 0x00)).u16(0).finish()],
-    ['items', head().u16(1).u8(0).u8(0).u8(RangeMode.Items).u16(MAX_ITEMS_PER_LIST + 1).finish()],
-    ['reply items', head().u16(1).u8(0).u8(0).u8(RangeMode.Reply).u16(0xffff).finish()],
-    ['reply bitmap', head().u16(1).u8(0).u8(0).u8(RangeMode.Reply).u16(0).u8(33).finish()],
-    ['version 1', new Writer().u8(MessageType.Reconcile).u8(1).u8(0).u16(1).u8(0).u8(0).u8(0).finish()],
-    ['salt length', new Writer().u8(MessageType.Reconcile).u8(RECONCILE_VERSION).u8(8).bytes(new Uint8Array(8)).u16(1).u8(0).u8(0).u8(0).finish()],
-    ['mode', head().u16(1).u8(0).u8(0).u8(7).finish()],
-    ['frame', Buffer.concat([head().u16(1).u8(0).u8(0).u8(0).finish(), new Uint8Array(MAX_RECONCILE_BYTES)])]
+    ['ranges', head().uvarint(MAX_RANGES_PER_MESSAGE + 1).finish()],
+    ['no ranges', head().uvarint(0).finish()],
+    ['hashes', one(RangeMode.Hashes).uvarint(0).uvarint(MAX_HASHES_PER_RANGE + 1).finish()],
+    ['base timestamp', head().bytes(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)).finish()],
+    ['non-shortest varint', one(RangeMode.Hashes).bytes(Uint8Array.of(0x81, 0x00)).uvarint(0).finish()],
+    ['an age before the base', one(RangeMode.Hashes, T0).uvarint(T0 + 1).uvarint(0).finish()],
+    ['a base newer than every timestamp', one(RangeMode.Hashes, T0).uvarint(1).uvarint(0).finish()],
+    ['a base with no timestamps', one(RangeMode.Skip, T0).finish()],
+    ['items', one(RangeMode.Items).uvarint(MAX_ITEMS_PER_LIST + 1).finish()],
+    ['reply items', one(RangeMode.Reply).uvarint(0xffff).finish()],
+    ['reply bitmap', one(RangeMode.Reply).uvarint(0).u8(33).finish()],
+    ['claims missing', one(RangeMode.PartialReply).uvarint(0).u8(1).u8(0xc0).u8(NO_CLAIM).finish()],
+    ['claim beyond the largest age class', one(RangeMode.PartialReply).uvarint(0).u8(1).u8(0x80).u8(MAX_AGE_CLASS + 1).finish()],
+    ['version 2', new Writer().u8(MessageType.Reconcile).u8(2).u8(0).u16(1).u8(0).u8(0).u8(0).finish()],
+    ['salt length', new Writer().u8(MessageType.Reconcile).u8(RECONCILE_VERSION).u8(8).bytes(new Uint8Array(8)).uvarint(0).uvarint(1).u8(0).u8(0).u8(0).finish()],
+    ['mode', one(8).finish()],
+    ['frame', Buffer.concat([one(RangeMode.Skip).finish(), new Uint8Array(MAX_RECONCILE_BYTES)])]
   ]
   for (const [what, f] of cases) assert.throws(() => decodeMessage(f), dmError('ERR_DECODE'), what)
+  // The same builders make a valid frame, so each case above fails on its own fault.
+  assert.equal(decodeMessage(one(RangeMode.PartialReply).uvarint(0).u8(1).u8(0xc0).u8(NO_CLAIM).u8(MAX_AGE_CLASS).finish()).type, MessageType.Reconcile)
+  assert.equal(decodeMessage(one(RangeMode.Hashes, T0).uvarint(0).uvarint(0).finish()).type, MessageType.Reconcile)
 })
 
 test('salt rules, unsolicited replies and items, bad bitmaps and too many entries are ERR_DECODE', () => {
@@ -271,14 +320,14 @@ test('salt rules, unsolicited replies and items, bad bitmaps and too many entrie
   const e = (name: string): IndexEntry => ({ name, timestampMs: 1, id: sha(name) })
   assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.Reply, entries: [], request: new Uint8Array(0) }], SALT)), dmError('ERR_DECODE'), 'unsolicited reply')
   assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.Items, entries: [e('a')] }], SALT)), dmError('ERR_DECODE'), 'unsolicited items')
-  assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.PartialReply, entries: [], request: new Uint8Array(0) }], SALT)), dmError('ERR_DECODE'), 'unsolicited partial reply')
+  assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.PartialReply, entries: [], request: new Uint8Array(0), claims: new Uint8Array(0) }], SALT)), dmError('ERR_DECODE'), 'unsolicited partial reply')
+  assert.throws(() => responder().receive(frame([{ upper: null, mode: RangeMode.PartialItems, entries: [] }], SALT)), dmError('ERR_DECODE'), 'unsolicited partial items')
   // Our hashes for the whole range (we hold 3), then a Reply whose bitmap has the wrong size or stray bits.
   for (const request of [new Uint8Array(2), Uint8Array.of(0x10)]) {
     const me = createReconciler({ index: createReconcileIndex(fleet(3)), role: 'initiator', salt: SALT })
     me.initiate()
-    const step = me.receive(frame([{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }]))
-    const sent = decodeMessage(step.reply as Uint8Array)
-    assert.ok(sent.type === MessageType.Reconcile && sent.ranges[0].mode === RangeMode.Hashes)
+    const sent = ask(me, [{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }])
+    assert.ok(sent.ranges[0].mode === RangeMode.Hashes)
     assert.throws(() => me.receive(frame([{ upper: null, mode: RangeMode.Reply, entries: [], request }])), dmError('ERR_DECODE'))
   }
   // A peer that offers more entries than maxLearned.
@@ -288,6 +337,28 @@ test('salt rules, unsolicited replies and items, bad bitmaps and too many entrie
   const offered = fleet(101)
   assert.throws(() => me.receive(frame([{ upper: null, mode: RangeMode.Reply, entries: offered, request: new Uint8Array(0) }])), dmError('ERR_DECODE'))
   assert.ok(me.wants().length <= 101)
+})
+
+test('claims are hints: a peer that claims every entry newer and sends none still gets them all; PartialItems after a plain Reply is ERR_DECODE', () => {
+  const held = fleet(3)
+  const me = createReconciler({ index: createReconcileIndex(held), role: 'initiator', salt: SALT })
+  me.initiate()
+  const sent = ask(me, [{ upper: null, mode: RangeMode.Fingerprint, fingerprint: new Uint8Array(16) }])
+  assert.ok(sent.ranges[0].mode === RangeMode.Hashes && sent.ranges[0].newestMs === T0 + 2)
+  // All three asked for, each claimed 0 ms older than our newest: we hold back the two older ones.
+  const items = ask(me, [{ upper: null, mode: RangeMode.PartialReply, entries: [], request: Uint8Array.of(0xe0), claims: Uint8Array.of(0, 0, 0) }])
+  assert.ok(items.ranges[0].mode === RangeMode.PartialItems)
+  assert.deepEqual(items.ranges[0].entries, [held[2]])
+  // Their Items bring nothing of those names: the two come now.
+  const rest = ask(me, [{ upper: null, mode: RangeMode.Items, entries: [] }])
+  assert.ok(rest.ranges[0].mode === RangeMode.Items)
+  assert.deepEqual(rest.ranges[0].entries, held.slice(0, 2))
+
+  // Their hashes (one we lack), our plain Reply, then PartialItems where we made no claims.
+  const other = createReconciler({ index: createReconcileIndex(held), role: 'responder' })
+  const reply = ask(other, [{ upper: null, mode: RangeMode.Hashes, hashes: Uint8Array.of(1, 2, 3), newestMs: 0 }], SALT)
+  assert.ok(reply.ranges[0].mode === RangeMode.Reply)
+  assert.throws(() => other.receive(frame([{ upper: null, mode: RangeMode.PartialItems, entries: [] }])), dmError('ERR_DECODE'))
 })
 
 test('reconcile messages round-trip and re-encode to the same bytes', () => {
@@ -302,12 +373,21 @@ test('reconcile messages round-trip and re-encode to the same bytes', () => {
       { upper: u('b'), mode: RangeMode.Fingerprint, fingerprint: sha('f').subarray(0, 16) },
       { upper: u('c'), mode: RangeMode.Hashes, hashes: sha('h').subarray(0, 9), newestMs: T0 },
       { upper: u('d'), mode: RangeMode.Reply, entries: [e('c/1', 1), e('c/2', 2)], request: Uint8Array.of(0xa0) },
-      { upper: u('e'), mode: RangeMode.PartialReply, entries: [], request: Uint8Array.of(0x80) },
-      { upper: null, mode: RangeMode.Items, entries: [e('e', 0), e('zz', Number.MAX_SAFE_INTEGER)] }
+      { upper: u('e'), mode: RangeMode.PartialReply, entries: [], request: Uint8Array.of(0x90), claims: Uint8Array.of(NO_CLAIM, 7) },
+      { upper: u('f'), mode: RangeMode.PartialItems, entries: [e('e/1', 5)] },
+      { upper: null, mode: RangeMode.Items, entries: [e('f', 0), e('zz', Number.MAX_SAFE_INTEGER)] }
     ] satisfies ReconcileRange[]
   }
   const f = encodeMessage(m)
   const back = decodeMessage(f)
   assert.ok(encodeMessage(back).equals(f))
   assert.deepEqual(back, m)
+  // As an answer to a message with some of these bounds, it refers to them (15 and more take a varint).
+  const answered = [u('a/b'), u('a/c0'), ...Array.from({ length: 20 }, (_, i) => u(`c/${String(i).padStart(2, '0')}`)), u('d'), null]
+  const short = encodeReconcile(m, answered)
+  assert.deepEqual(decodeReconcile(short, answered), m)
+  // a/b (5 bytes spelt), d (3 bytes spelt; 1 for its varint: it is the 21st bound above c) and +∞ (2 bytes).
+  assert.equal(f.length - short.length, 5 + (3 - 1) + 2)
+  assert.throws(() => decodeMessage(short), dmError('ERR_DECODE'), 'a reference with nothing to refer to')
+  assert.throws(() => decodeReconcile(short, answered.slice(0, 21)), dmError('ERR_DECODE'), 'a reference past the bounds answered')
 })

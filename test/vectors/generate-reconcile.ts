@@ -1,5 +1,5 @@
 /*
- * Writes test/vectors/reconcile-v2.json: fingerprint vectors and a short
+ * Writes test/vectors/reconcile-v3.json: fingerprint vectors and a short
  * reconciliation transcript for docs/PROTOCOL.md section 7.4. Run with:
  *
  *   node --import tsx test/vectors/generate-reconcile.ts          # rewrite the file
@@ -17,7 +17,7 @@ import type { IndexEntry } from '../../src/protocol/messages.js'
 import { createReconcileIndex } from '../../src/sync/fingerprint.js'
 import { createReconciler, type Reconciler } from '../../src/sync/reconcile.js'
 
-const OUT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'reconcile-v2.json')
+const OUT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'reconcile-v3.json')
 const sha256 = (...parts: Uint8Array[]): Buffer => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest() }
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -28,7 +28,7 @@ const entry = (name: string, timestampMs: number, v = ''): IndexEntry => ({ name
  * The initiator's index, then the responder's: dns/zone is newer there, and it also holds mail/aliases;
  * hosts/h2 is newer on the initiator, though older than the responder's newest entry.
  */
-export const INITIATOR = [entry('a', 1764000000000), entry('dns/cnames', 1764000000001), entry('dns/zone', 1764000000002), entry('hosts/h1', 1764000000003), entry('hosts/h2', 1764000000009, ' (2)')]
+export const INITIATOR = [entry('a', 1764000000000), entry('dns/cnames', 1764000000001), entry('dns/zone', 1764000000002), entry('hosts/h1', 1764000000003), entry('hosts/h2', 1764000030000, ' (2)')]
 export const RESPONDER = [INITIATOR[0], INITIATOR[1], entry('dns/zone', 1764000060000, ' (2)'), INITIATOR[3], entry('hosts/h2', 1764000000005), entry('mail/aliases', 1764000000004)]
 
 /** u8 name length · name · version id: the serialisation every fingerprint hashes. */

@@ -37,7 +37,7 @@ import { build } from 'esbuild'
  */
 const UNIT_GROUPS = 3
 const UNIT_SECONDS = {
-  'unit/reconcile.test.ts': 14, 'unit/fuzz.test.ts': 10, 'unit/cert-cli.test.ts': 6, 'unit/cli-client.test.ts': 6,
+  'unit/reconcile.test.ts': 11, 'unit/fuzz.test.ts': 10, 'unit/cert-cli.test.ts': 6, 'unit/cli-client.test.ts': 6,
   'unit/admission.test.ts': 5, 'unit/cli-startup.test.ts': 4.5, 'unit/push-flood.test.ts': 3.6, 'unit/api-flood.test.ts': 2.8,
   'unit/crypto-ed25519.test.ts': 2.1
 }

@@ -65,6 +65,8 @@ test('npm pack ships bin/, every module the CLI imports, the config example, uni
     if (!packed.includes(file)) { missing.push(`${file} (imported by ${from})`); return }
     const text = fs.readFileSync(path.join(ROOT, file), 'utf8')
     const specs = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)['"](\.{1,2}\/[^'"]+)['"]/g)].map(m => m[1])
+    // bin/dm compiles its bundles itself: join(__dirname, '../dist/x/y') names y.js and its code cache y.cache.
+    for (const m of text.matchAll(/\bjoin\(__dirname, ['"](\.{1,2}\/[^'"]+)['"]\)/g)) specs.push(`${m[1]}.js`, `${m[1]}.cache`)
     for (const spec of specs) follow(path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)), file)
   }
   for (const bin of Object.values(pkg.bin)) follow(path.posix.normalize(bin), 'package.json "bin"')

@@ -3,6 +3,7 @@ import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { DmError } from '../errors.js'
 import type { Channel } from '../sync/transport.js'
+import { movedBytes } from '../util/young-gc.js'
 
 /** Counts frame bytes for metrics. Must not block. */
 export type ByteCounter = (direction: 'in' | 'out', n: number) => void
@@ -31,12 +32,16 @@ export function streamChannel (stream: Stream, peer: string, limits: ChannelLimi
     peer,
     async send (frame) {
       count('out', frame.length)
+      movedBytes(frame.length)
       if (!stream.send(lp.encode.single(frame))) await stream.onDrain({ signal: AbortSignal.timeout(frameTimeoutMs) })
     },
     async read () {
       try {
         const frame = await frames()
-        if (frame !== undefined) count('in', frame.byteLength)
+        if (frame !== undefined) {
+          count('in', frame.byteLength)
+          movedBytes(frame.byteLength)
+        }
         return frame
       } catch (err) {
         stream.abort(err as Error)
@@ -64,29 +69,69 @@ export function streamChannel (stream: Stream, peer: string, limits: ChannelLimi
 }
 
 /**
+ * Bytes read ahead of the consumer before the stream is paused. Yamux grants
+ * the sender window as soon as bytes arrive, not as they are consumed, so
+ * without this a receiver slower than its sender (a disk slower than
+ * loopback) piles up whatever the sender can send. Paused, the muxer stops
+ * granting window: a stream then holds at most this plus one window.
+ */
+export const READ_AHEAD_BYTES = 1024 * 1024
+
+/**
  * Reads length-prefixed frames from a stream. The length is checked against
  * the limit before the body is buffered; a frame must complete within the
  * frame time-out, counted from its first byte (idle streams) or from the read.
+ * The stream is read as it arrives and paused beyond READ_AHEAD_BYTES.
  */
 function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint8Array | undefined> {
-  const source = stream[Symbol.asyncIterator]()
   const buf = new Uint8ArrayList()
+  const pauseAt = Math.max(READ_AHEAD_BYTES, limits.maxFrameBytes)
   let ended = false
+  let failed: unknown
+  let paused = false
+  let wake: (() => void) | undefined
+  const notify = (): void => { const w = wake; wake = undefined; w?.() }
 
+  /** Pauses or resumes the stream; a stream already closing cannot be, and needs not be. */
+  function setPaused (p: boolean): void {
+    if (paused === p) return
+    try {
+      if (p) stream.pause()
+      else stream.resume()
+      paused = p
+    } catch {}
+  }
+
+  void (async () => {
+    try {
+      for await (const chunk of stream) {
+        buf.append(chunk instanceof Uint8Array ? chunk : chunk.subarray())
+        if (buf.byteLength >= pauseAt) setPaused(true)
+        notify()
+      }
+    } catch (err) {
+      failed = err
+    } finally {
+      ended = true
+      notify()
+    }
+  })()
+
+  /** Waits for more bytes (resuming the stream: they are needed now), or the deadline. */
   async function more (deadline: number | undefined): Promise<void> {
+    setPaused(false)
     let timer: NodeJS.Timeout | undefined
-    const next = source.next()
+    const arrived = new Promise<void>(resolve => { wake = resolve })
     const timeout = deadline === undefined
       ? undefined
       : new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => reject(new DmError('ERR_TIMEOUT', `no complete frame within ${limits.frameTimeoutMs} ms`)), Math.max(0, deadline - Date.now()))
       })
     try {
-      const r = timeout === undefined ? await next : await Promise.race([next, timeout])
-      if (r.done === true) ended = true
-      else buf.append(r.value instanceof Uint8Array ? r.value : r.value.subarray())
+      await (timeout === undefined ? arrived : Promise.race([arrived, timeout]))
     } finally {
       clearTimeout(timer)
+      wake = undefined
     }
   }
 
@@ -94,7 +139,12 @@ function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint
     let deadline = limits.idleBetweenFrames === true ? undefined : Date.now() + limits.frameTimeoutMs
     for (;;) {
       const frame = takeFrame(buf, limits.maxFrameBytes)
-      if (frame !== undefined) return frame
+      if (frame !== undefined) {
+        // Half drained: let the sender go on while the rest is consumed.
+        if (buf.byteLength < pauseAt / 2) setPaused(false)
+        return frame
+      }
+      if (failed !== undefined) throw failed
       if (ended) {
         if (buf.length > 0) throw new DmError('ERR_DECODE', 'stream ended in the middle of a frame')
         return undefined

@@ -1,0 +1,63 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { Stream } from '@libp2p/interface'
+import { READ_AHEAD_BYTES, streamChannel } from '../../src/net/channel.ts'
+import { MessageType, PROTOCOL_FETCH, MAX_FRAME_BYTES_BY_PROTOCOL } from '../../src/protocol/messages.ts'
+import { frame } from '../helpers/hostile-peer.ts'
+
+/*
+ * Yamux grants its sender window as bytes arrive, not as they are read, so
+ * the channel itself must stop a sender that outpaces its reader (a disk
+ * slower than the network): it pauses the stream once READ_AHEAD_BYTES wait
+ * unread, and resumes it once half of them were read.
+ */
+
+/** A fake stream: the test pushes bytes; pause() and resume() are recorded. */
+function fakeStream (): { stream: Stream, deliver: (bytes: Uint8Array) => void, paused: () => boolean, pauses: () => number } {
+  const queue: Uint8Array[] = []
+  let wake: (() => void) | undefined
+  let paused = false
+  let pauses = 0
+  const stream = {
+    [Symbol.asyncIterator]: () => ({
+      async next (): Promise<IteratorResult<Uint8Array>> {
+        while (queue.length === 0) await new Promise<void>(resolve => { wake = resolve })
+        return { done: false, value: queue.shift() as Uint8Array }
+      }
+    }),
+    pause: () => { paused = true; pauses++ },
+    resume: () => { paused = false },
+    send: () => true,
+    close: async () => {},
+    abort: () => {}
+  }
+  return {
+    stream: stream as unknown as Stream,
+    deliver: bytes => { queue.push(bytes); const w = wake; wake = undefined; w?.() },
+    paused: () => paused,
+    pauses: () => pauses
+  }
+}
+
+const settle = async (): Promise<void> => { for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve)) }
+
+test('a stream is paused once a read-ahead of unread frames piles up, and resumed once half of it was read', async () => {
+  const s = fakeStream()
+  const ch = streamChannel(s.stream, 'peer', { maxFrameBytes: MAX_FRAME_BYTES_BY_PROTOCOL[PROTOCOL_FETCH], frameTimeoutMs: 10_000 })
+  const chunk = new Uint8Array(256 * 1024)
+  const oneFrame = frame(Buffer.concat([Uint8Array.of(MessageType.Chunk), chunk]))
+  const frames = Math.ceil((READ_AHEAD_BYTES * 2) / oneFrame.length)
+  // Delivered in network-sized pieces, nothing read yet.
+  for (let i = 0; i < frames; i++) for (let at = 0; at < oneFrame.length; at += 64 * 1024) s.deliver(oneFrame.subarray(at, at + 64 * 1024))
+  await settle()
+  assert.equal(s.paused(), true, 'paused with more than the read-ahead unread')
+  assert.equal(s.pauses(), 1)
+
+  let read = 0
+  while (s.paused()) {
+    assert.ok(read < frames, 'resumed before every frame was read')
+    assert.equal((await ch.read())?.length, 1 + chunk.length)
+    read++
+  }
+  assert.ok((frames - read) * oneFrame.length < READ_AHEAD_BYTES / 2, `resumed with ${frames - read} frames unread: under half the read-ahead, not before`)
+})

@@ -19,6 +19,12 @@ export interface ChannelLimits {
    * byte. Otherwise the clock starts when a frame is awaited.
    */
   idleBetweenFrames?: boolean
+  /**
+   * Bytes read ahead of the consumer (bulk streams: fetch), up to which the
+   * sender is not held up while the consumer writes to disk; beyond it the
+   * stream is paused. 0 (the default): a frame is read only when asked for.
+   */
+  readAheadBytes?: number
 }
 
 /**
@@ -69,11 +75,11 @@ export function streamChannel (stream: Stream, peer: string, limits: ChannelLimi
 }
 
 /**
- * Bytes read ahead of the consumer before the stream is paused. Yamux grants
- * the sender window as soon as bytes arrive, not as they are consumed, so
- * without this a receiver slower than its sender (a disk slower than
- * loopback) piles up whatever the sender can send. Paused, the muxer stops
- * granting window: a stream then holds at most this plus one window.
+ * The read-ahead of bulk streams (fetch). Yamux grants its sender window as
+ * bytes arrive, not as they are read, so a receiver slower than its sender
+ * (a disk slower than loopback) would pile up whatever the sender can send;
+ * beyond this the stream is paused: the muxer grants no more window, and a
+ * stream holds at most this plus one window.
  */
 export const READ_AHEAD_BYTES = 1024 * 1024
 
@@ -81,47 +87,74 @@ export const READ_AHEAD_BYTES = 1024 * 1024
  * Reads length-prefixed frames from a stream. The length is checked against
  * the limit before the body is buffered; a frame must complete within the
  * frame time-out, counted from its first byte (idle streams) or from the read.
- * The stream is read as it arrives and paused beyond READ_AHEAD_BYTES.
+ * Bytes are pulled while the consumer waits, or up to the read-ahead; past
+ * the larger of the read-ahead and one frame, the stream is paused.
  */
 function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint8Array | undefined> {
+  const source = stream[Symbol.asyncIterator]()
   const buf = new Uint8ArrayList()
-  const pauseAt = Math.max(READ_AHEAD_BYTES, limits.maxFrameBytes)
+  const readAhead = limits.readAheadBytes ?? 0
+  const pauseAt = Math.max(readAhead, limits.maxFrameBytes)
   let ended = false
   let failed: unknown
   let paused = false
+  let pulling = false
   let wake: (() => void) | undefined
   const notify = (): void => { const w = wake; wake = undefined; w?.() }
 
   /** Pauses or resumes the stream; a stream already closing cannot be, and needs not be. */
   function setPaused (p: boolean): void {
     if (paused === p) return
+    // libp2p ends a stream's iterator as soon as the peer closes its side, and
+    // drops what a paused stream held back if it is dispatched after that:
+    // once the peer has closed, those bytes are taken here (resume dispatches them at once).
+    const take = (evt: Event): void => {
+      const data = (evt as Event & { data: Uint8Array | Uint8ArrayList }).data
+      buf.append(data instanceof Uint8Array ? data : data.subarray())
+    }
+    const closed = !p && stream.remoteWriteStatus === 'closed'
+    if (closed) stream.addEventListener('message', take)
     try {
       if (p) stream.pause()
       else stream.resume()
       paused = p
-    } catch {}
+    } catch {
+    } finally {
+      if (closed) stream.removeEventListener('message', take)
+    }
   }
 
-  void (async () => {
+  /** Pulls from the stream while the consumer waits or the read-ahead has room; one pull loop at a time. */
+  async function pull (): Promise<void> {
+    if (pulling || ended) return
+    pulling = true
     try {
-      for await (const chunk of stream) {
-        buf.append(chunk instanceof Uint8Array ? chunk : chunk.subarray())
+      while (!ended && (wake !== undefined || buf.byteLength < readAhead)) {
+        const r = await source.next()
+        if (r.done === true) {
+          ended = true
+          setPaused(false)
+        } else {
+          buf.append(r.value instanceof Uint8Array ? r.value : r.value.subarray())
+        }
         if (buf.byteLength >= pauseAt) setPaused(true)
         notify()
       }
     } catch (err) {
       failed = err
-    } finally {
       ended = true
       notify()
+    } finally {
+      pulling = false
     }
-  })()
+  }
 
   /** Waits for more bytes (resuming the stream: they are needed now), or the deadline. */
   async function more (deadline: number | undefined): Promise<void> {
     setPaused(false)
     let timer: NodeJS.Timeout | undefined
     const arrived = new Promise<void>(resolve => { wake = resolve })
+    void pull()
     const timeout = deadline === undefined
       ? undefined
       : new Promise<never>((_resolve, reject) => {
@@ -135,6 +168,7 @@ function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint
     }
   }
 
+  if (readAhead > 0) void pull()
   return async () => {
     let deadline = limits.idleBetweenFrames === true ? undefined : Date.now() + limits.frameTimeoutMs
     for (;;) {
@@ -142,6 +176,7 @@ function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint
       if (frame !== undefined) {
         // Half drained: let the sender go on while the rest is consumed.
         if (buf.byteLength < pauseAt / 2) setPaused(false)
+        if (readAhead > 0) void pull()
         return frame
       }
       if (failed !== undefined) throw failed

@@ -12,21 +12,26 @@ import { frame } from '../helpers/hostile-peer.ts'
  * unread, and resumes it once half of them were read.
  */
 
-/** A fake stream: the test pushes bytes; pause() and resume() are recorded. */
-function fakeStream (): { stream: Stream, deliver: (bytes: Uint8Array) => void, paused: () => boolean, pauses: () => number } {
+/** A fake stream: the test pushes bytes; pause() and resume() are recorded, and paused it delivers nothing. */
+function fakeStream (): { stream: Stream, deliver: (bytes: Uint8Array) => void, paused: () => boolean, pauses: () => number, pulled: () => number, pulledAtResume: () => number } {
   const queue: Uint8Array[] = []
+  let pulled = 0
+  let pulledAtResume = 0
   let wake: (() => void) | undefined
   let paused = false
   let pauses = 0
   const stream = {
     [Symbol.asyncIterator]: () => ({
       async next (): Promise<IteratorResult<Uint8Array>> {
-        while (queue.length === 0) await new Promise<void>(resolve => { wake = resolve })
-        return { done: false, value: queue.shift() as Uint8Array }
+        // As libp2p: a paused stream delivers nothing (what arrives waits in its own buffer).
+        while (queue.length === 0 || paused) await new Promise<void>(resolve => { wake = resolve })
+        const value = queue.shift() as Uint8Array
+        pulled += value.length
+        return { done: false, value }
       }
     }),
     pause: () => { paused = true; pauses++ },
-    resume: () => { paused = false },
+    resume: () => { paused = false; pulledAtResume = pulled; const w = wake; wake = undefined; w?.() },
     send: () => true,
     close: async () => {},
     abort: () => {}
@@ -35,7 +40,9 @@ function fakeStream (): { stream: Stream, deliver: (bytes: Uint8Array) => void, 
     stream: stream as unknown as Stream,
     deliver: bytes => { queue.push(bytes); const w = wake; wake = undefined; w?.() },
     paused: () => paused,
-    pauses: () => pauses
+    pauses: () => pauses,
+    pulled: () => pulled,
+    pulledAtResume: () => pulledAtResume
   }
 }
 
@@ -43,7 +50,7 @@ const settle = async (): Promise<void> => { for (let i = 0; i < 20; i++) await n
 
 test('a stream is paused once a read-ahead of unread frames piles up, and resumed once half of it was read', async () => {
   const s = fakeStream()
-  const ch = streamChannel(s.stream, 'peer', { maxFrameBytes: MAX_FRAME_BYTES_BY_PROTOCOL[PROTOCOL_FETCH], frameTimeoutMs: 10_000 })
+  const ch = streamChannel(s.stream, 'peer', { maxFrameBytes: MAX_FRAME_BYTES_BY_PROTOCOL[PROTOCOL_FETCH], frameTimeoutMs: 10_000, readAheadBytes: READ_AHEAD_BYTES })
   const chunk = new Uint8Array(256 * 1024)
   const oneFrame = frame(Buffer.concat([Uint8Array.of(MessageType.Chunk), chunk]))
   const frames = Math.ceil((READ_AHEAD_BYTES * 2) / oneFrame.length)
@@ -52,6 +59,7 @@ test('a stream is paused once a read-ahead of unread frames piles up, and resume
   await settle()
   assert.equal(s.paused(), true, 'paused with more than the read-ahead unread')
   assert.equal(s.pauses(), 1)
+  assert.ok(s.pulled() >= READ_AHEAD_BYTES && s.pulled() <= READ_AHEAD_BYTES + 64 * 1024, `${s.pulled()} bytes pulled: the read-ahead, and no more`)
 
   let read = 0
   while (s.paused()) {
@@ -59,5 +67,8 @@ test('a stream is paused once a read-ahead of unread frames piles up, and resume
     assert.equal((await ch.read())?.length, 1 + chunk.length)
     read++
   }
-  assert.ok((frames - read) * oneFrame.length < READ_AHEAD_BYTES / 2, `resumed with ${frames - read} frames unread: under half the read-ahead, not before`)
+  const unread = s.pulledAtResume() - read * oneFrame.length
+  assert.ok(unread < READ_AHEAD_BYTES / 2 && unread >= READ_AHEAD_BYTES / 2 - oneFrame.length, `resumed with ${unread} bytes unread: once under half the read-ahead, not before`)
+  // Resumed, it reads ahead again, and every frame arrives.
+  for (; read < frames; read++) assert.equal((await ch.read())?.length, 1 + chunk.length)
 })

@@ -72,3 +72,53 @@ test('a stream is paused once a read-ahead of unread frames piles up, and resume
   // Resumed, it reads ahead again, and every frame arrives.
   for (; read < frames; read++) assert.equal((await ch.read())?.length, 1 + chunk.length)
 })
+
+test('bytes a paused stream held back are read even when the peer closes its side meanwhile', async () => {
+  // As libp2p: what arrives while paused waits in the stream's own buffer; the
+  // peer's close ends the iterator at once; a resume dispatches the held bytes
+  // to 'message' listeners (the ended iterator drops them).
+  const queue: Uint8Array[] = []
+  const held: Uint8Array[] = []
+  const listeners = new Set<(evt: Event) => void>()
+  let wake: (() => void) | undefined
+  let paused = false
+  let closed = false
+  const poke = (): void => { const w = wake; wake = undefined; w?.() }
+  const stream = {
+    get remoteWriteStatus () { return closed ? 'closed' : 'writable' },
+    get readBufferLength () { return held.reduce((n, b) => n + b.length, 0) },
+    [Symbol.asyncIterator]: () => ({
+      async next (): Promise<IteratorResult<Uint8Array>> {
+        while (queue.length === 0 && !closed) await new Promise<void>(resolve => { wake = resolve })
+        return queue.length > 0 ? { done: false, value: queue.shift() as Uint8Array } : { done: true, value: undefined }
+      }
+    }),
+    pause: () => { paused = true },
+    resume: () => {
+      paused = false
+      const data = held.splice(0)
+      if (closed) for (const d of data) for (const l of listeners) l(Object.assign(new Event('message'), { data: d }))
+      else queue.push(...data)
+      poke()
+    },
+    addEventListener: (type: string, l: (evt: Event) => void) => { if (type === 'message') listeners.add(l) },
+    removeEventListener: (type: string, l: (evt: Event) => void) => { if (type === 'message') listeners.delete(l) },
+    send: () => true,
+    close: async () => {},
+    abort: () => {}
+  }
+  const deliver = (b: Uint8Array): void => { if (paused) held.push(b); else { queue.push(b); poke() } }
+  const ch = streamChannel(stream as unknown as Stream, 'peer', { maxFrameBytes: MAX_FRAME_BYTES_BY_PROTOCOL[PROTOCOL_FETCH], frameTimeoutMs: 10_000, readAheadBytes: READ_AHEAD_BYTES })
+  const chunk = new Uint8Array(256 * 1024)
+  const oneFrame = frame(Buffer.concat([Uint8Array.of(MessageType.Chunk), chunk]))
+  const frames = Math.ceil((READ_AHEAD_BYTES * 2) / oneFrame.length)
+  for (let i = 0; i < frames; i++) {
+    for (let at = 0; at < oneFrame.length; at += 64 * 1024) deliver(oneFrame.subarray(at, at + 64 * 1024))
+    await settle()
+  }
+  assert.ok(paused && held.length > 0, 'paused, with bytes held back')
+  closed = true
+  poke()
+  for (let read = 0; read < frames; read++) assert.equal((await ch.read())?.length, 1 + chunk.length, `frame ${read + 1} of ${frames}`)
+  assert.equal(await ch.read(), undefined, 'then the end')
+})

@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'ERR_DECODE'
   // a peer or a stream too slow: honest peers hit it too, so it is not logged like an attack
   | 'ERR_TIMEOUT'
+  // content relayed onward before its commit: the transfer to us failed midway, the downstream fetches again elsewhere
+  | 'ERR_UPSTREAM_FAILED'
   // a bounded queue is full: the work is dropped, and the next anti-entropy round asks again
   | 'ERR_BUSY'
   // acceptance policy (see src/policy/accept.ts)

@@ -1,10 +1,10 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Channel, Transport } from '../sync/transport.js'
 import { DmError } from '../errors.js'
-import { LONG_LIVED_PROTOCOLS, MAX_FRAME_BYTES, MAX_FRAME_BYTES_BY_PROTOCOL, MAX_INBOUND_STREAMS_BY_PROTOCOL } from '../protocol/messages.js'
+import { LONG_LIVED_PROTOCOLS, MAX_FRAME_BYTES, PROTOCOL_FETCH, MAX_FRAME_BYTES_BY_PROTOCOL, MAX_INBOUND_STREAMS_BY_PROTOCOL } from '../protocol/messages.js'
 import type { Admission } from './admission.js'
 import type { MeshNode } from './node.js'
-import { streamChannel, type ByteCounter, type ChannelLimits } from './channel.js'
+import { READ_AHEAD_BYTES, streamChannel, type ByteCounter, type ChannelLimits } from './channel.js'
 
 export interface TransportOptions {
   /** How long a frame, or opening a stream, may take (tuning.frameTimeoutMs). */
@@ -25,7 +25,9 @@ export function libp2pTransport (node: MeshNode, opts: TransportOptions): Transp
   const limits = (protocol: string): ChannelLimits => ({
     maxFrameBytes: MAX_FRAME_BYTES_BY_PROTOCOL[protocol] ?? MAX_FRAME_BYTES,
     frameTimeoutMs: opts.frameTimeoutMs,
-    idleBetweenFrames: LONG_LIVED_PROTOCOLS.has(protocol)
+    idleBetweenFrames: LONG_LIVED_PROTOCOLS.has(protocol),
+    // Bulk content: the sender is not held up frame by frame while the receiver writes to disk.
+    readAheadBytes: protocol === PROTOCOL_FETCH ? READ_AHEAD_BYTES : 0
   })
   const notAdmitted = (peer: string): DmError => new DmError('ERR_NOT_ADMITTED', `${peer} is not admitted to this private mesh`)
   // Kept from events: node.getPeers() decodes every peer's key on each call, and pushes ask per version.

@@ -36,6 +36,10 @@ export function memoryStore (clock: Clock): Store {
     return {
       async write (chunk) { parts.push(chunk); hash.update(chunk); size += chunk.length },
       get size () { return size },
+      get landed () { return size },
+      // Not relayed onward: the simulator's versions are small.
+      whenLanded: async () => {},
+      openReader: async () => { throw new Error('in-memory staged content has no file') },
       sha256: () => hash.copy().digest(),
       seal: async () => '(memory)',
       async discard () { parts.length = 0 },

@@ -20,6 +20,15 @@ export interface StagedContent {
   write: (chunk: Uint8Array) => Promise<void>
   /** Bytes written so far. */
   readonly size: number
+  /** Bytes on disk so far (written, not yet fsynced): a reader of the staged file may read this far. */
+  readonly landed: number
+  /**
+   * Resolves once `n` bytes are on disk; rejects if a write fails or the
+   * content is discarded first. How a relay serves it onward as it arrives.
+   */
+  whenLanded: (n: number) => Promise<void>
+  /** Opens the staged file for reading; only before seal(), which renames it. */
+  openReader: () => Promise<fsp.FileHandle>
   /** SHA-256 of every byte written; no write may follow. */
   sha256: () => Buffer
   /** Waits for the writes, fsyncs and closes; returns the staged entry's name in staging/. For the store. */
@@ -41,6 +50,21 @@ export async function createStagedContent (staging: HeldDir): Promise<StagedCont
   let tail: Promise<void> = Promise.resolve()
   let failed: unknown
   let closed = false
+  let landed = 0
+  let discarded = false
+  /** Readers waiting for more bytes (a relay's downstream streams: a few at most). */
+  let waiters: Array<{ n: number, resolve: () => void, reject: (err: unknown) => void }> = []
+
+  /** Wakes the waiters whose bytes are down, and all of them once no more will come. */
+  function settleWaiters (): void {
+    const gone = failed ?? (discarded ? new Error('staged content discarded') : undefined)
+    waiters = waiters.filter(w => {
+      if (landed >= w.n) w.resolve()
+      else if (gone !== undefined) w.reject(gone)
+      else return true
+      return false
+    })
+  }
 
   async function close (): Promise<void> {
     if (closed) return
@@ -58,11 +82,20 @@ export async function createStagedContent (staging: HeldDir): Promise<StagedCont
       // The chunk is written whole: a short write is continued until every byte is down.
       tail = before.then(async () => {
         for (let off = 0; off < chunk.length;) off += (await handle.write(chunk, off, chunk.length - off)).bytesWritten
-      }).catch(err => { failed ??= err })
+        landed += chunk.length
+      }).catch(err => { failed ??= err }).finally(settleWaiters)
       await before
       if (failed !== undefined) throw failed
     },
     get size () { return size },
+    get landed () { return landed },
+    async whenLanded (n) {
+      if (landed >= n) return
+      await new Promise<void>((resolve, reject) => { waiters.push({ n, resolve, reject }); settleWaiters() })
+    },
+    async openReader () {
+      return await fsp.open(staging.at(entry), fs.constants.O_RDONLY | O_NOFOLLOW)
+    },
     sha256 () {
       digest ??= hash.digest()
       return digest
@@ -76,6 +109,8 @@ export async function createStagedContent (staging: HeldDir): Promise<StagedCont
     },
     async discard () {
       await tail
+      discarded = true
+      settleWaiters()
       await close().catch(() => {})
       await unlinkEntry(staging, entry).catch(() => {})
     }

@@ -1,6 +1,7 @@
 import { MAX_INLINE_BYTES, type IndexEntry } from '../protocol/messages.js'
 import type { PolicyContext, Refusal, Verdict } from '../policy/accept.js'
 import type { RevocationList } from '../policy/revocation.js'
+import type { Relays } from './relay.js'
 import type { SignedVersion } from '../format/version.js'
 import type { StagedContent } from '../store/staged.js'
 import type { HeldEntry, Store } from '../store/store.js'
@@ -52,6 +53,8 @@ export interface AcceptorEvents {
 
 export interface AcceptorComponents {
   store: Store
+  /** Where streamed content being received is offered onward before its commit; none if absent. */
+  relays?: Relays
   clock: Clock
   log: Log
 }

@@ -27,7 +27,7 @@ const MAX_BLOCKED = 1024
 const EMPTY = new Uint8Array(0)
 
 export function createAcceptor (components: AcceptorComponents, init: { policy: PolicyConfig, tuning: Pick<Tuning, 'expirySweepMs'> }): Acceptor {
-  const { store, clock, log } = components
+  const { store, relays, clock, log } = components
   const events = new Events<AcceptorEvents>()
   let policy = init.policy
   /** Version ids being ingested, so the same version arriving from many peers at once costs one commit. */
@@ -105,9 +105,13 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     if (!header.ok) return refuse(v, header, source)
     inflight.add(key)
     let staged: StagedContent | undefined
+    let endRelay = (): void => {}
     try {
       if (content instanceof Uint8Array) return await checkAndCommit(v, header.id, content, undefined, source)
-      if (v.size > STAGE_ABOVE_BYTES) staged = await store.stage()
+      if (v.size > STAGE_ABOVE_BYTES) {
+        staged = await store.stage()
+        endRelay = await relays?.begin(v, header.id, staged).catch(() => endRelay) ?? endRelay
+      }
       const received = await receiveContent(v, content, staged)
       if (!received.ok) {
         await staged?.discard()
@@ -118,6 +122,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
       await staged?.discard()
       return storeFailed(v, key, err, source)
     } finally {
+      endRelay()
       inflight.delete(key)
     }
   }

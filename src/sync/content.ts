@@ -3,6 +3,7 @@ import { printable } from '../format/names.js'
 import type { SignedVersion } from '../format/version.js'
 import type { Refusal } from '../policy/accept.js'
 import type { StagedContent } from '../store/staged.js'
+import { movedBytes } from '../util/young-gc.js'
 
 /*
  * Content that arrives as a stream (a publish over the local API): read
@@ -31,6 +32,7 @@ export async function receiveContent (v: SignedVersion, content: AsyncIterable<U
     }
     if (next.done === true) break
     got += next.value.length
+    movedBytes(next.value.length)
     if (got > v.size) {
       await chunks.return?.()
       return { ok: false, code: 'ERR_CONTENT_MISMATCH', reason: `"${printable(v.name)}" content runs past the signed ${v.size} bytes`, retryable: false }

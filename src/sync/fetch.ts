@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
 import type { Log } from '../util/log.js'
 import { STAGE_ABOVE_BYTES, type Acceptor } from './acceptor-api.js'
+import type { RelayedContent, Relays } from './relay.js'
 import { guarded, readMessage, streamFailed } from './streams.js'
 import type { Channel, Transport } from './transport.js'
 
@@ -17,7 +18,8 @@ import type { Channel, Transport } from './transport.js'
  * FetchService: content that did not ride in a push. The client asks a peer
  * for versions (Want), checks each header before reading its content, and
  * falls back on other peers that announced the same version. The server
- * answers Wants from the store. Both are bounded per peer and in total.
+ * answers Wants from the store, or, for a version still being received here,
+ * from its staged file as it lands. Both are bounded per peer and in total.
  */
 
 /** A version to fetch: its name, id and timestamp (what the answer must at least match). */
@@ -40,6 +42,8 @@ export interface FetchComponents {
   transport: Transport
   acceptor: Acceptor
   store: Store
+  /** Versions being received here, served onward before their commit. */
+  relays: Relays
   clock: Clock
   log: Log
 }
@@ -48,7 +52,7 @@ type FetchTuning = Pick<Tuning, 'maxParallelFetches' | 'maxParallelCommits' | 'm
 'maxAlternateSources' | 'minTransferBytesPerS' | 'transferGraceMs'>
 
 export function createFetchService (components: FetchComponents, tuning: FetchTuning): FetchService {
-  const { transport, acceptor, store, clock, log } = components
+  const { transport, acceptor, store, relays, clock, log } = components
   const fetches = new PQueue({ concurrency: tuning.maxParallelFetches })
   const commits = new PQueue({ concurrency: tuning.maxParallelCommits })
   const perPeer = new Map<string, PQueue>()
@@ -106,11 +110,11 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
     }
     /**
      * Checks an answer's header before its content is read: asked for, not
-     * older than asked, and accepted. Undefined for an honest race (someone
+     * older than asked, and accepted; returns its id. Undefined for an honest race (someone
      * else delivered it first), whose content is read past; any other refusal
      * costs the peer its stream.
      */
-    const admit = (v: SignedVersion): true | undefined => {
+    const admit = (v: SignedVersion): Uint8Array | undefined => {
       const want = asked.get(v.name)
       if (want === undefined) throw new DmError('ERR_DECODE', `peer sent "${printable(v.name)}", which was not asked for`)
       asked.delete(v.name)
@@ -118,7 +122,7 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
       if (header.ok && compareVersions({ timestampMs: v.timestampMs, id: header.id }, want) < 0) {
         throw new DmError('ERR_DECODE', `peer answered "${printable(v.name)}" with an older version than the one asked for`)
       }
-      if (header.ok) return true
+      if (header.ok) return header.id
       acceptor.refuse(v, header, peer)
       if (header.code !== 'ERR_ALREADY_HELD' && header.code !== 'ERR_STALE') throw new DmError('ERR_DECODE', `peer offered ${header.code === 'ERR_TOO_LARGE' ? 'oversized content' : 'a refused version'} (${header.code})`)
       return undefined
@@ -132,13 +136,14 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
         if (m.type === MessageType.Versions) {
           // Small versions with their content, several to a frame: one frame's worth beyond the window at most.
           answered += m.answers.length
-          for (const { version, content } of m.answers) if (admit(version) === true) commit(async () => await acceptor.ingest(version, content, peer))
+          for (const { version, content } of m.answers) if (admit(version) !== undefined) commit(async () => await acceptor.ingest(version, content, peer))
           continue
         }
         answered++
         if (m.type === MessageType.NotFound) continue
         const v = expectType(m, MessageType.Version).version
-        if (admit(v) === undefined) {
+        const id = admit(v)
+        if (id === undefined) {
           await readContent(ch, v.size, () => {})
         } else if (v.size <= STAGE_ABOVE_BYTES) {
           const content = Buffer.allocUnsafe(v.size)
@@ -146,8 +151,10 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
           await readContent(ch, v.size, chunk => { content.set(chunk, at); at += chunk.length })
           commit(async () => await acceptor.ingest(v, content, peer))
         } else {
-          // Written to staging/ as it arrives, hashed on the way: never whole in memory, never read back.
+          // Written to staging/ as it arrives, hashed on the way: never whole in memory, never read back;
+          // served onward from there as it lands (relay.ts), before our own commit.
           const staged = await store.stage()
+          const end = await relays.begin(v, id, staged).catch(() => () => {})
           try {
             await readContent(ch, v.size, async chunk => await staged.write(chunk).catch(err => {
               // Our disk, not the peer: a full or failing disk must be reported as such.
@@ -155,9 +162,10 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
             }))
           } catch (err) {
             await staged.discard()
+            end()
             throw err
           }
-          commit(async () => await acceptor.ingestStaged(v, staged, peer))
+          commit(async () => await acceptor.ingestStaged(v, staged, peer).finally(end))
         }
       }
       await ch.close()
@@ -205,6 +213,12 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
     }
     for (const w of want.entries) {
       const held = acceptor.held(w.name)
+      const relayed = relays.reader(w.id, CHUNK_BYTES, held)
+      if (relayed !== undefined) {
+        await flush()
+        await serveRelayed(ch, relayed)
+        continue
+      }
       if (held !== undefined && held.version.size <= MAX_INLINE_BYTES) {
         const content = held.version.kind === VersionKind.Tombstone ? EMPTY : await store.readContent(w.name)
         if (content !== undefined) {
@@ -226,6 +240,20 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
     }
     await flush()
     await ch.close()
+  }
+
+  /**
+   * A version asked for while it is being received here, not yet committed:
+   * its header, then its content as it lands. The asker checks size and hash
+   * as always; if our upstream fails, this stream fails with ERR_UPSTREAM_FAILED.
+   */
+  async function serveRelayed (ch: Channel, relayed: RelayedContent): Promise<void> {
+    try {
+      await ch.send(encodeMessage({ type: MessageType.Version, version: relayed.version }))
+      for await (const data of relayed.chunks) await ch.send(encodeMessage({ type: MessageType.Chunk, data }))
+    } finally {
+      relayed.release()
+    }
   }
 
   return {

@@ -8,6 +8,7 @@ import { createAntiEntropy, type AntiEntropy } from './anti-entropy.js'
 import { createFetchService, type FetchService } from './fetch.js'
 import { createIndexView, type IndexView } from './index-view.js'
 import { createPushService, type PushService } from './push.js'
+import { createRelays } from './relay.js'
 import { createRevocationService } from './revocations.js'
 import type { PeerExchange, Transport } from './transport.js'
 
@@ -41,10 +42,11 @@ export interface Sync {
 export function createSync (components: SyncComponents, init: { policy: PolicyConfig, tuning: Tuning }): Sync {
   const { store, transport, peers, clock, random, log } = components
   const { tuning } = init
-  const acceptor = createAcceptor({ store, clock, log }, init)
+  const relays = createRelays()
+  const acceptor = createAcceptor({ store, relays, clock, log }, init)
   const revocations = createRevocationService({ acceptor, store, log })
   const index = createIndexView({ store, acceptor })
-  const fetch = createFetchService({ transport, acceptor, store, clock, log }, tuning)
+  const fetch = createFetchService({ transport, acceptor, store, relays, clock, log }, tuning)
   const push = createPushService({ transport, acceptor, fetch, random, log }, tuning)
   const antiEntropy = createAntiEntropy({ transport, acceptor, index, fetch, peers, clock, random, log }, tuning)
   return {

@@ -12,7 +12,7 @@ export async function readMessage (ch: Channel): Promise<Message> {
 
 /**
  * A peer breaking the protocol is news (warn, with its code); a slow or busy
- * peer is worth a line, but not an accusation; a connection dropping
+ * peer, or an upstream that failed while we relayed it, is worth a line, but not an accusation; a connection dropping
  * mid-stream (an error without a code) is not news; our own disk failing
  * while a transfer is written is an error.
  */
@@ -21,7 +21,7 @@ export function streamFailed (log: Log, peer: string, protocol: string, err: unk
   const fields = { peer, protocol, code, err: describeError(err) }
   if (code === 'ERR_STORE_IO') log.error(fields, 'cannot store version')
   else if (code === undefined) log.debug(fields, 'stream failed')
-  else if (code === 'ERR_TIMEOUT' || code === 'ERR_BUSY') log.info(fields, 'stream failed')
+  else if (code === 'ERR_TIMEOUT' || code === 'ERR_BUSY' || code === 'ERR_UPSTREAM_FAILED') log.info(fields, 'stream failed')
   else log.warn(fields, 'stream failed')
 }
 

@@ -1,0 +1,166 @@
+import { test, afterEach } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { generateKeyPairSync, createPublicKey, randomBytes } from 'node:crypto'
+import { rawPublicKey } from '../../src/crypto/keys.ts'
+import { DmError } from '../../src/errors.ts'
+import { networkIdFrom, newVersion, versionId, type SignedVersion } from '../../src/format/version.ts'
+import { LAN_PROFILE } from '../../src/config/tuning.ts'
+import { MessageType, PROTOCOL_FETCH } from '../../src/protocol/messages.ts'
+import { openStore, type Store } from '../../src/store/store.ts'
+import { LOCAL_SOURCE } from '../../src/sync/acceptor-api.ts'
+import { createSync, type Sync } from '../../src/sync/index.ts'
+import type { Channel, Transport } from '../../src/sync/transport.ts'
+import { systemClock } from '../../src/util/clock.ts'
+import { silentLog } from '../../src/util/log.ts'
+import { MemoryNetwork } from '../helpers/memory-transport.ts'
+
+// Serving onward before the own commit (relay.ts): B, still receiving a
+// version from A, serves it to C; if A's transfer to B fails midway, C's
+// stream from B fails with ERR_UPSTREAM_FAILED and C fetches it elsewhere.
+
+const networkId = networkIdFrom('unit-relay')
+const { privateKey } = generateKeyPairSync('ed25519')
+const signer = rawPublicKey(createPublicKey(privateKey))
+const NAME = 'big'
+const dirs: string[] = []
+const started: Sync[] = []
+afterEach(async () => {
+  for (const s of started.splice(0)) await s.stop()
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+})
+
+async function node (net: MemoryNetwork, id: string, opts: { wrapStore?: (s: Store) => Store, wrapTransport?: (t: Transport) => Transport } = {}): Promise<{ sync: Sync, store: Store }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-relay-'))
+  dirs.push(dir)
+  const store = await openStore(dir)
+  const transport = (opts.wrapTransport ?? (t => t))(net.transport(id))
+  const sync = createSync({ store: (opts.wrapStore ?? (s => s))(store), transport, peers: { sample: () => [], learn: () => {}, onJoin: () => {}, wantsIntroductions: () => false }, clock: systemClock, random: Math.random, log: silentLog }, {
+    policy: { networkId, allowlist: new Map([[NAME, [signer]]]), maxClockSkewMs: 60_000 },
+    tuning: { ...LAN_PROFILE, pushPullIntervalMs: 3_600_000 }
+  })
+  await sync.start()
+  started.push(sync)
+  return { sync, store }
+}
+
+/** Waits for `cond` to hold, failing after `ms`. */
+async function until (cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 2))
+  }
+}
+
+function gate (): { wait: Promise<void>, open: () => void } {
+  let open = (): void => {}
+  const wait = new Promise<void>(resolve => { open = resolve })
+  return { wait, open }
+}
+
+/** A 1 MiB version published on `a` (4 chunks of 256 KiB on the wire). */
+async function publishBig (a: { sync: Sync }): Promise<{ v: SignedVersion, content: Buffer }> {
+  const content = randomBytes(1024 * 1024)
+  const v = newVersion({ name: NAME, content, networkId, privateKey, signer, timestampMs: Date.now() })
+  assert.ok((await a.sync.acceptor.ingest(v, content, LOCAL_SOURCE)).ok)
+  return { v, content }
+}
+
+const want = (v: SignedVersion): { name: string, id: Uint8Array, timestampMs: number } => ({ name: v.name, id: versionId(v), timestampMs: v.timestampMs })
+
+/** Wraps fetch channels this transport opens to `peer`: `onRead` sees each frame read (or the error) and may hold it back. */
+function watchFetch (peer: string, onRead: (frame: Uint8Array | undefined, err?: unknown) => Promise<void>): (t: Transport) => Transport {
+  return t => ({
+    ...t,
+    open: async (to, protocol) => {
+      const ch = await t.open(to, protocol)
+      if (to !== peer || protocol !== PROTOCOL_FETCH) return ch
+      const wrapped: Channel = {
+        ...ch,
+        read: async () => {
+          let frame: Uint8Array | undefined
+          try {
+            frame = await ch.read()
+          } catch (err) {
+            await onRead(undefined, err)
+            throw err
+          }
+          await onRead(frame)
+          return frame
+        }
+      }
+      return wrapped
+    }
+  })
+}
+
+test('a node serves a version it is still receiving before its own commit is done', async () => {
+  const net = new MemoryNetwork()
+  const a = await node(net, 'a')
+  const commit = gate()
+  let commitsAsked = 0
+  // B's commits wait for the gate: the slow disk of the brief.
+  const slowCommit = (s: Store): Store => new Proxy(s, {
+    get: (target, key) => key === 'commitStaged'
+      ? async (...args: Parameters<Store['commitStaged']>) => { commitsAsked++; await commit.wait; return await target.commitStaged(...args) }
+      : target[key as keyof Store]
+  })
+  const b = await node(net, 'b', { wrapStore: slowCommit })
+  const c = await node(net, 'c')
+  const { v, content } = await publishBig(a)
+  net.connect('a', 'b')
+  net.connect('b', 'c') // C has no link to A: what it gets, it gets from B
+
+  const bFetch = b.sync.fetch.fetch('a', [want(v)])
+  await until(() => commitsAsked === 1, 'B to receive the content and start its commit')
+  await c.sync.fetch.fetch('b', [want(v)])
+  assert.deepEqual(await c.store.readContent(NAME), content, 'C holds the content it got from B')
+  assert.equal(b.store.get(NAME), undefined, 'B has not committed it yet')
+
+  commit.open()
+  await bFetch
+  assert.deepEqual(await b.store.readContent(NAME), content)
+})
+
+test('an upstream transfer failing midway fails the relayed stream with ERR_UPSTREAM_FAILED; the downstream fetches again elsewhere', async () => {
+  const net = new MemoryNetwork()
+  const a = await node(net, 'a')
+  const cut = gate()
+  let framesFromA = 0
+  // B's fetch stream from A: the header and two chunks arrive, then the connection drops.
+  const b = await node(net, 'b', {
+    wrapTransport: watchFetch('a', async frame => {
+      if (frame === undefined) return
+      if (++framesFromA > 3) { await cut.wait; throw new Error('connection reset') }
+    })
+  })
+  let chunksFromB = 0
+  let errorFromB: unknown
+  const c = await node(net, 'c', {
+    wrapTransport: watchFetch('b', async (frame, err) => {
+      if (err !== undefined) errorFromB = err
+      else if (frame?.[0] === MessageType.Chunk) chunksFromB++
+    })
+  })
+  const { v, content } = await publishBig(a)
+  net.connect('a', 'b')
+  net.connect('b', 'c')
+  net.connect('c', 'a')
+
+  const bFetch = b.sync.fetch.fetch('a', [want(v)])
+  await until(() => framesFromA >= 3, 'B to receive two chunks from A')
+  const cFetch = c.sync.fetch.fetch('b', [want(v)])
+  assert.ok(c.sync.fetch.note(versionId(v), 'a'), 'A is kept as another source')
+  await until(() => chunksFromB >= 1, 'C to receive part of the content from B')
+
+  cut.open()
+  await bFetch
+  await cFetch
+  assert.ok(errorFromB instanceof DmError && errorFromB.code === 'ERR_UPSTREAM_FAILED', `C's stream from B failed with ERR_UPSTREAM_FAILED (got ${String(errorFromB)})`)
+  assert.ok(chunksFromB < 4, 'B never had the whole content to relay')
+  assert.equal(b.store.get(NAME), undefined, 'B stored nothing of the failed transfer')
+  assert.deepEqual(await c.store.readContent(NAME), content, 'C fetched it again from A')
+})

@@ -11,7 +11,7 @@ import { CertKind, encodeCertificate, signCertificate } from '../../src/format/c
 import { rawPublicKey } from '../../src/crypto/keys.ts'
 import { networkIdFrom } from '../../src/format/version.ts'
 import { DmError } from '../../src/errors.ts'
-import type { Log } from '../../src/util/log.ts'
+import { recordingLog } from './helpers.ts'
 import type { Transport } from '../../src/sync/transport.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -33,13 +33,6 @@ function newNetworkKey (): { privateKey: ReturnType<typeof generateKeyPairSync>[
   return { privateKey, publicKey: rawPublicKey(createPublicKey(privateKey)) }
 }
 const network = newNetworkKey()
-
-interface Line { level: string, obj: Record<string, unknown>, msg: string }
-function recordingLog (): Log & { lines: Line[] } {
-  const lines: Line[] = []
-  const at = (level: string) => (obj: object, msg: string): void => { lines.push({ level, obj: obj as Record<string, unknown>, msg }) }
-  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
-}
 
 interface Peer {
   node: MeshNode

@@ -6,6 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DmError, type ErrorCode } from '../../src/errors.js'
 import { rawPublicKey, type SigningKey } from '../../src/crypto/keys.js'
+import type { Log } from '../../src/util/log.js'
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -78,4 +79,13 @@ export function fdsUnder (dir: string): string[] {
     if (target === root || target.startsWith(root + path.sep)) open.push(`${fd} -> ${target}`)
   }
   return open
+}
+
+export interface LogLine { level: string, obj: Record<string, unknown>, msg: string }
+
+/** A Log that keeps every line, for tests that check what was logged, by code. */
+export function recordingLog (): Log & { lines: LogLine[] } {
+  const lines: LogLine[] = []
+  const at = (level: string) => (obj: object, msg: string): void => { lines.push({ level, obj: obj as Record<string, unknown>, msg }) }
+  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
 }

@@ -5,7 +5,6 @@ import os from 'node:os'
 import path from 'node:path'
 import { generateKeyPairSync, createPublicKey, randomBytes } from 'node:crypto'
 import { rawPublicKey } from '../../src/crypto/keys.ts'
-import { DmError } from '../../src/errors.ts'
 import { networkIdFrom, newVersion, versionId, type SignedVersion } from '../../src/format/version.ts'
 import { LAN_PROFILE } from '../../src/config/tuning.ts'
 import { MessageType, PROTOCOL_FETCH } from '../../src/protocol/messages.ts'
@@ -14,8 +13,9 @@ import { LOCAL_SOURCE } from '../../src/sync/acceptor-api.ts'
 import { createSync, type Sync } from '../../src/sync/index.ts'
 import type { Channel, Transport } from '../../src/sync/transport.ts'
 import { systemClock } from '../../src/util/clock.ts'
-import { silentLog } from '../../src/util/log.ts'
+import { silentLog, type Log } from '../../src/util/log.ts'
 import { MemoryNetwork } from '../helpers/memory-transport.ts'
+import { recordingLog } from './helpers.ts'
 
 // Serving onward before the own commit (relay.ts): B, still receiving a
 // version from A, serves it to C; if A's transfer to B fails midway, C's
@@ -32,12 +32,12 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
 })
 
-async function node (net: MemoryNetwork, id: string, opts: { wrapStore?: (s: Store) => Store, wrapTransport?: (t: Transport) => Transport } = {}): Promise<{ sync: Sync, store: Store }> {
+async function node (net: MemoryNetwork, id: string, opts: { wrapStore?: (s: Store) => Store, wrapTransport?: (t: Transport) => Transport, log?: Log } = {}): Promise<{ sync: Sync, store: Store }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-relay-'))
   dirs.push(dir)
   const store = await openStore(dir)
   const transport = (opts.wrapTransport ?? (t => t))(net.transport(id))
-  const sync = createSync({ store: (opts.wrapStore ?? (s => s))(store), transport, peers: { sample: () => [], learn: () => {}, onJoin: () => {}, wantsIntroductions: () => false }, clock: systemClock, random: Math.random, log: silentLog }, {
+  const sync = createSync({ store: (opts.wrapStore ?? (s => s))(store), transport, peers: { sample: () => [], learn: () => {}, onJoin: () => {}, wantsIntroductions: () => false }, clock: systemClock, random: Math.random, log: opts.log ?? silentLog }, {
     policy: { networkId, allowlist: new Map([[NAME, [signer]]]), maxClockSkewMs: 60_000 },
     tuning: { ...LAN_PROFILE, pushPullIntervalMs: 3_600_000 }
   })
@@ -131,18 +131,21 @@ test('an upstream transfer failing midway fails the relayed stream with ERR_UPST
   const cut = gate()
   let framesFromA = 0
   // B's fetch stream from A: the header and two chunks arrive, then the connection drops.
+  const bLog = recordingLog()
   const b = await node(net, 'b', {
+    log: bLog,
     wrapTransport: watchFetch('a', async frame => {
       if (frame === undefined) return
       if (++framesFromA > 3) { await cut.wait; throw new Error('connection reset') }
     })
   })
   let chunksFromB = 0
-  let errorFromB: unknown
+  let cutShort = false
   const c = await node(net, 'c', {
     wrapTransport: watchFetch('b', async (frame, err) => {
-      if (err !== undefined) errorFromB = err
-      else if (frame?.[0] === MessageType.Chunk) chunksFromB++
+      // Reset (an error) or ended: either way C's stream from B stops short of the content.
+      if (err !== undefined || frame === undefined) cutShort = true
+      else if (frame[0] === MessageType.Chunk) chunksFromB++
     })
   })
   const { v, content } = await publishBig(a)
@@ -159,7 +162,9 @@ test('an upstream transfer failing midway fails the relayed stream with ERR_UPST
   cut.open()
   await bFetch
   await cFetch
-  assert.ok(errorFromB instanceof DmError && errorFromB.code === 'ERR_UPSTREAM_FAILED', `C's stream from B failed with ERR_UPSTREAM_FAILED (got ${String(errorFromB)})`)
+  assert.ok(cutShort, "C's stream from B was cut short")
+  // B resets the relayed stream with ERR_UPSTREAM_FAILED: a line on its side, not an accusation of C or A.
+  assert.ok(bLog.lines.some(l => l.msg === 'stream failed' && l.level === 'info' && l.obj.code === 'ERR_UPSTREAM_FAILED' && l.obj.peer === 'c'), 'B logged the relayed stream to C as failed with ERR_UPSTREAM_FAILED')
   assert.ok(chunksFromB < 4, 'B never had the whole content to relay')
   assert.equal(b.store.get(NAME), undefined, 'B stored nothing of the failed transfer')
   assert.deepEqual(await c.store.readContent(NAME), content, 'C fetched it again from A')

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The sweeps behind the recommended defaults (docs/SIMULATION.md): 1,000 nodes, calibrated CPU cost, cold publishes.
+# The sweeps behind the recommended defaults (docs/SIMULATION.md): 1,000 nodes, calibrated CPU cost, 3 publishes 7 s apart.
 set -e
 cd "$(dirname "$0")/../.."
 sim () { npm run --silent simulate -- --nodes 1000 --publishes 3 --cpu-frame-ms 3.5 --cpu-stream-ms 7.4 "$@" ; }

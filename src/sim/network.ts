@@ -1,5 +1,5 @@
 import { DmError } from '../errors.js'
-import { MAX_FRAME_BYTES, MAX_FRAME_BYTES_BY_PROTOCOL } from '../protocol/messages.js'
+import { LONG_LIVED_PROTOCOLS, MAX_FRAME_BYTES, MAX_FRAME_BYTES_BY_PROTOCOL } from '../protocol/messages.js'
 import type { Channel, ChannelHandler, Transport } from '../sync/transport.js'
 import type { Scheduler } from './scheduler.js'
 
@@ -107,7 +107,9 @@ class SimChannel implements Channel {
     if (this.failed !== undefined) throw this.failed
     if (this.ended) return undefined
     return await new Promise((resolve, reject) => {
-      // As the libp2p channel: a peer gets frameTimeoutMs to deliver a frame.
+      // As the libp2p channel: a long-lived stream (push) may idle between frames; on
+      // any other a peer gets frameTimeoutMs to deliver a frame (here frames arrive whole).
+      if (LONG_LIVED_PROTOCOLS.has(this.protocol)) { this.waiter = { resolve, reject, cancel: () => {} }; return }
       const cancel = this.net.scheduler.after(this.net.frameTimeoutMs, () => {
         this.waiter = undefined
         const err = new DmError('ERR_TIMEOUT', `no complete frame within ${this.net.frameTimeoutMs} ms`)

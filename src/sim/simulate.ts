@@ -58,7 +58,7 @@ export const DEFAULT_OPTIONS: SimOptions = {
   sizeBytes: 1024,
   settleMs: 2000,
   horizonMs: 300_000,
-  // Past the LAN profile's 5 s push-stream idle time-out: every publish is cold, as real publishes minutes apart are.
+  // Publishes 7 s apart, as bench/propagation.mjs spaces its cold rounds; push streams stay open between them, as in the daemon.
   gapMs: 7000
 }
 

@@ -16,7 +16,7 @@ export interface Tuning {
    * With interval T (docs/SIMULATION.md, "Recommended defaults"):
    *   wait of a node the push missed ≈ T / 2 (its own round, or one a peer starts with it)
    *   rounds per node               ≈ 2 per T (its own, and on average one a peer starts),
-   *                                   66 bytes each when in sync, whatever the index size
+   *                                   64 bytes each when in sync, whatever the index size
    * Joins reconcile at once on each new connection, whatever T, and with
    * pushFanout ≥ targetPeers − 1 the push misses no node of a connected mesh,
    * so a shorter T only pays off while pushes are being lost.

@@ -93,8 +93,6 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
       node: mesh, bootstrap: config.network.bootstrap, remembered: loadPeers(config.stateDir, m => log.warn({}, m)), tuning, log, clock, random,
       save: peers => savePeers(config.stateDir, peers)
     })
-    membership.start()
-    stops.push(() => membership.stop())
 
     const health = (): Health => {
       const members = membership.members()
@@ -127,6 +125,9 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
     acceptor.events.on('revoked', ({ list }) => admission?.setRevoked(key => revokedReason(list.nodes, key)))
     await sync.start()
     stops.push(async () => await sync.stop())
+    // Dialing starts once the services listen: a connection made earlier would miss its join round and its push stream.
+    membership.start()
+    stops.push(() => membership.stop())
 
     // A private mesh: this node reports on itself under _dm/nodes, and the fleet view is built from every node's report.
     const self = { key: identitySigningKey(identity), peerId: node.peerId.toString() }

@@ -24,7 +24,7 @@ import { STATE_SUBDIRS, crossDeviceError, unsafeDirError, unsafeDirReason } from
  *   staging/              temporary files; same filesystem, so rename is atomic
  *   quarantine/           content and envelopes that failed a check, moved aside
  *
- * Commit order: stage content (as it arrives, staged.ts) and envelope (fsynced), rename the envelope into
+ * Commit order: stage content (as it arrives, staged.ts, or from memory when small) and envelope (fsynced), rename the envelope into
  * versions/ (the commit point), link the content into keep/, rename it into
  * files/, fsync the directories. A crash between the renames is rolled forward
  * at start, because the staged content is named by the version id it belongs
@@ -181,7 +181,6 @@ async function readVerified (dir: HeldDir, entry: string, sha: Uint8Array): Prom
     await handle.close()
   }
 }
-
 
 export async function openStore (stateDir: string, events: StoreEvents = { problem: () => {} }): Promise<Store> {
   const { root, dirs } = await openStateDir(stateDir)
@@ -439,7 +438,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
   }
 
   /** `content`: in memory (small, checked by the caller) or staged as it arrived; none for a tombstone. */
-  async function commitLocked (version: SignedVersion, staged: Uint8Array | StagedContent | undefined, opts: CommitOptions): Promise<CommitResult> {
+  async function commitLocked (version: SignedVersion, content: Uint8Array | StagedContent | undefined, opts: CommitOptions): Promise<CommitResult> {
     const name = version.name
     assertValidName(name)
     const id = versionId(version)
@@ -447,7 +446,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const replaces = opts.replaces ?? (h => supersedes({ timestampMs: version.timestampMs, id }, h))
     if (!replaces(held)) return { committed: false }
     const isFile = version.kind === VersionKind.File
-    if (isFile && staged === undefined) throw new DmError('ERR_STORE_IO', `cannot store "${printable(name)}": a file version needs its content`)
+    if (isFile && content === undefined) throw new DmError('ERR_STORE_IO', `cannot store "${printable(name)}": a file version needs its content`)
     const envelope = encodeEnvelope(version)
     const opened: Array<{ release: () => Promise<void> }> = []
     try {
@@ -460,7 +459,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       await assertNoCollision(name, files.dir, files.base, 'files')
       await assertNoCollision(name, keep.dir, keep.base, 'keep')
       await assertNoCollision(name, versions.dir, versions.base + SIG_SUFFIX, 'versions')
-      return await stageAndRename(version, isFile ? staged : undefined, envelope, id, files.dir, keep.dir, versions.dir, files.base)
+      return await stageAndRename(version, isFile ? content : undefined, envelope, id, files.dir, keep.dir, versions.dir, files.base)
     } catch (err) {
       if (err instanceof DmError && (err.code === 'ERR_NAME_COLLISION' || err.code === 'ERR_STATE_DIR_UNSAFE')) {
         reportOnce(`${err.code} ${name}`, err.message)
@@ -499,9 +498,10 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const staging = dirs.staging
     let pastCommitPoint = false
     try {
-      // Both staged files are flushed at once: one disk round instead of two. The content is
-      // renamed to its version id, the name start-up rolls forward from (8.2); the rename
-      // replaces a leftover of an earlier attempt at the same version.
+      // Both staged files are flushed at once: one disk round instead of two. The content ends
+      // up named by its version id, the name start-up rolls forward from (8.2): content in
+      // memory is written there directly, streamed content renamed there; either replaces a
+      // leftover of an earlier attempt at the same version.
       const writes = await Promise.allSettled([
         content instanceof Uint8Array
           ? writeStaged(staged, content)

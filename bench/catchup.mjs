@@ -133,9 +133,12 @@ try {
     const tReady = await B.waitReady({ pollMs: 2, timeoutMs: 60_000 })
     // CPU-seconds of B and of the other daemons from readiness to the last file (less sensitive to a busy machine than wall time).
     const cpu = () => cluster.nodes.map(x => procStats(x.pid).ticks / CLK_TCK * 1000)
+    const sysB = () => procStats(B.pid).stime / CLK_TCK * 1000
     const cpu0 = cpu()
+    const sys0 = sysB()
     const timedOut = await Promise.race([w.all.then(() => false), sleep(120_000).then(() => true)])
     const cpu1 = cpu()
+    const sys1 = sysB()
     w.close()
     const foreign = others()
     if (timedOut) throw new Error(`run ${r + 1}: B has only ${w.done.size}/${opts.files} files 120 s after ready`)
@@ -149,11 +152,12 @@ try {
       early,
       foreign,
       cpuB: cpu1[1] - cpu0[1],
+      sysB: sys1 - sys0,
       cpuOthers: cpu1.reduce((a, x, i) => i === 1 ? a : a + x - cpu0[i], 0),
       via: { ...w.via }
     })
     console.log(`run ${r + 1}: published ${opts.files} to A in ${ms(publishMs)}; B spawn -> ready ${ms(tReady - tSpawn)}; ready -> all ${opts.files} files ${ms(max(arrivals) - tReady)}` +
-      ` (B used ${ms(cpu1[1] - cpu0[1])} CPU; other processes used ${(foreign * 100).toFixed(0)}% of the machine; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll}${early > 0 ? `, ${early} before ready` : ''})`)
+      ` (B used ${ms(cpu1[1] - cpu0[1])} CPU, ${ms(sys1 - sys0)} of it in the kernel; other processes used ${(foreign * 100).toFixed(0)}% of the machine; seen by watch ${w.via.watch}, by fallback poll ${w.via.poll}${early > 0 ? `, ${early} before ready` : ''})`)
     await sleep(1000)
   }
 
@@ -170,6 +174,7 @@ try {
     ['B: ready -> first file present', ms(median(col('firstFile'))), ms(max(col('firstFile')))],
     [`B: ready -> all ${opts.files} files present and identical`, ms(median(col('catchup'))), ms(max(col('catchup')))],
     ['B: CPU time, ready -> all files', ms(median(col('cpuB'))), ms(max(col('cpuB')))],
+    ['  of which in the kernel (system time)', ms(median(col('sysB'))), ms(max(col('sysB')))],
     [`the other ${opts.nodes - 1} daemon(s): CPU time, same window`, ms(median(col('cpuOthers'))), ms(max(col('cpuOthers')))]
   ], `results: ${opts.nodes} daemons, ${opts.files} versions${total > opts.files ? ` of ${total} names` : ''}, ${opts.runs} runs (median and max)`)
   const per = median(col('catchup')) / opts.files

@@ -224,6 +224,13 @@ function isTable (x: unknown): x is Record<string, unknown> {
 /** The [files] table: valid names, each with a non-empty list of distinct valid keys, and no name that is another's directory. */
 function allowlist (files: Record<string, unknown>, problems: string[]): Map<string, Uint8Array[]> {
   const out = new Map<string, Uint8Array[]>()
+  // Fleets list one key for thousands of names: each distinct key is checked (a curve point decode) once.
+  const parsed = new Map<string, Uint8Array | string>()
+  const parseKey = (s: string): Uint8Array | string => {
+    let key = parsed.get(s)
+    if (key === undefined) parsed.set(s, key = parsePublicKeyBase64(s))
+    return key
+  }
   for (const [name, signers] of Object.entries(files)) {
     const where = `files."${printable(name)}"`
     const problem = nameProblem(name)
@@ -236,7 +243,7 @@ function allowlist (files: Record<string, unknown>, problems: string[]): Map<str
     const keys: Uint8Array[] = []
     const seen = new Set<string>()
     signers.forEach((s: unknown, i: number) => {
-      const key = parsePublicKeyBase64(s as string)
+      const key = typeof s === 'string' ? parseKey(s) : parsePublicKeyBase64(s as string)
       if (typeof key === 'string') { problems.push(`${where}[${i}]: key ${key}`); return }
       const id = Buffer.from(key).toString('base64')
       if (seen.has(id)) { problems.push(`${where}[${i}]: duplicate signer ${id}`); return }

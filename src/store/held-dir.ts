@@ -113,14 +113,16 @@ export async function openSubdir (parent: HeldDir, segments: readonly string[], 
   let current = parent
   try {
     for (const segment of segments) {
-      if (create) {
-        await fsp.mkdir(current.at(segment), { mode }).catch(err => {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-        })
-      }
       let handle: fsp.FileHandle
       try {
-        handle = await fsp.open(current.at(segment), OPEN_DIR)
+        // Opened first, made only when missing: most commits go to a directory that exists.
+        handle = await fsp.open(current.at(segment), OPEN_DIR).catch(async err => {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) throw err
+          await fsp.mkdir(current.at(segment), { mode }).catch(err => {
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+          })
+          return await fsp.open(current.at(segment), OPEN_DIR)
+        })
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         if (code === 'ENOENT' && !create) return undefined
@@ -162,14 +164,14 @@ export async function openParent (root: HeldDir, name: string, create: boolean):
   return dir === undefined ? undefined : { dir, base, release: async () => await dir.close() }
 }
 
-/** lstat of an entry, undefined when it does not exist. Any other error surfaces. */
+/**
+ * lstat of an entry, undefined when it does not exist. Any other error surfaces.
+ * Synchronous: an lstat is answered from the kernel's caches in microseconds,
+ * where a thread-pool round trip costs several times that, and a missing entry
+ * an Error with its stack (a commit makes four of these).
+ */
 export async function lstatEntry (dir: HeldDir, entry: string): Promise<fs.Stats | undefined> {
-  try {
-    return await fsp.lstat(dir.at(entry))
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
+  return fs.lstatSync(dir.at(entry), { throwIfNoEntry: false })
 }
 
 /** Errors that mean "no usable file there" (missing, a link, a directory on the way), not an I/O failure. */

@@ -11,6 +11,7 @@ import { supersedes, type HeldVersion } from '../policy/accept.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { DIR_MODE, writeNewFileSynced } from './durable.js'
 import { OPEN_READ, isAbsent, lstatEntry, openHeldDir, openParent, openParentIfSafe, openSubdir, unlinkEntry, unlinkName, type HeldDir } from './held-dir.js'
+import { intactSync, readRegularSync, statFingerprint } from './intact.js'
 import { createStagedContent, type StagedContent } from './staged.js'
 import { STATE_SUBDIRS, crossDeviceError, unsafeDirError, unsafeDirReason } from './state-dir.js'
 
@@ -23,7 +24,7 @@ import { STATE_SUBDIRS, crossDeviceError, unsafeDirError, unsafeDirReason } from
  *   staging/              temporary files; same filesystem, so rename is atomic
  *   quarantine/           content and envelopes that failed a check, moved aside
  *
- * Commit order: stage content (as it arrives, staged.ts) and envelope (fsynced), rename the envelope into
+ * Commit order: stage content (as it arrives, staged.ts, or from memory when small) and envelope (fsynced), rename the envelope into
  * versions/ (the commit point), link the content into keep/, rename it into
  * files/, fsync the directories. A crash between the renames is rolled forward
  * at start, because the staged content is named by the version id it belongs
@@ -181,8 +182,6 @@ async function readVerified (dir: HeldDir, entry: string, sha: Uint8Array): Prom
   }
 }
 
-const fingerprint = (st: fs.Stats): string => `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`
-
 export async function openStore (stateDir: string, events: StoreEvents = { problem: () => {} }): Promise<Store> {
   const { root, dirs } = await openStateDir(stateDir)
   const filesDir = path.join(stateDir, 'files')
@@ -278,12 +277,12 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
         const why = held === undefined ? 'no version of it is held' : held.version.kind === VersionKind.Tombstone ? 'it was deleted by a tombstone' : withdrawn.has(name) ? 'its signer was revoked' : 'it has expired'
         return { name, action: 'moved-aside', reason: `files/${printable(name)} appeared, but ${why}; moved to ${where}` }
       }
-      if (st !== undefined && expected.present && fingerprints.get(name) === fingerprint(st)) return undefined
+      if (st !== undefined && expected.present && fingerprints.get(name) === statFingerprint(st)) return undefined
       const sha = expected.version.sha256
       if (st?.isFile() === true && await readVerified(dir, base, sha) !== undefined) {
         expected.present = true
         await ensureKept(name, dir, base)
-        fingerprints.set(name, fingerprint(await lstatEntry(dir, base) as fs.Stats))
+        fingerprints.set(name, statFingerprint(await lstatEntry(dir, base) as fs.Stats))
         return undefined
       }
       fingerprints.delete(name)
@@ -317,7 +316,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
           await ensureKept(name, dir, base)
         }
         expected.present = true
-        fingerprints.set(name, fingerprint(await lstatEntry(dir, base) as fs.Stats))
+        fingerprints.set(name, statFingerprint(await lstatEntry(dir, base) as fs.Stats))
         if (recovery) return undefined
         const was = evidence === undefined ? 'was missing' : `did not match its signed hash (kept as ${evidence})`
         return { name, action: 'restored', reason: `files/${printable(name)} ${was}; restored from the local copy` }
@@ -332,19 +331,22 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
   /** Reads, decodes and verifies one envelope at open; moves aside what fails. */
   async function loadEnvelope (dir: HeldDir, entry: string, rel: string): Promise<void> {
     const name = rel.slice(0, -SIG_SUFFIX.length)
-    let envelope: Buffer
-    try {
-      const handle = await fsp.open(dir.at(entry), OPEN_READ)
+    // The fast path (intact.ts); anything unusual is read again the careful way, which says what is wrong.
+    let envelope = readRegularSync(dir, entry)
+    if (envelope === undefined) {
       try {
-        envelope = await handle.readFile()
-      } finally {
-        await handle.close()
+        const handle = await fsp.open(dir.at(entry), OPEN_READ)
+        try {
+          envelope = await handle.readFile()
+        } finally {
+          await handle.close()
+        }
+      } catch (err) {
+        if (!isAbsent(err)) throw err
+        const where = await moveAside(dir, entry, `${rel}`)
+        events.problem(`envelope versions/${printable(rel)} is not a regular file; moved to ${where}`)
+        return
       }
-    } catch (err) {
-      if (!isAbsent(err)) throw err
-      const where = await moveAside(dir, entry, `${rel}`)
-      events.problem(`envelope versions/${printable(rel)} is not a regular file; moved to ${where}`)
-      return
     }
     let version: SignedVersion | undefined
     let refused: string
@@ -388,7 +390,12 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     await walk(dirs.versions, '', async (dir, ent, rel) => {
       if (ent.name.endsWith(SIG_SUFFIX)) await loadEnvelope(dir, ent.name, rel)
     })
-    for (const name of index.keys()) {
+    const nowMs = clock.nowMs()
+    for (const [name, held] of index) {
+      if (held.version.kind === VersionKind.File && !isExpired(held.version, nowMs)) {
+        const intact = intactSync(dirs.files, dirs.keep, name, held.version.size, held.version.sha256)
+        if (intact !== undefined) { fingerprints.set(name, intact); continue }
+      }
       const report = await settle(name, true)
       if (report !== undefined) events.problem(report.reason)
     }
@@ -430,7 +437,8 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     }
   }
 
-  async function commitLocked (version: SignedVersion, staged: StagedContent | undefined, opts: CommitOptions): Promise<CommitResult> {
+  /** `content`: in memory (small, checked by the caller) or staged as it arrived; none for a tombstone. */
+  async function commitLocked (version: SignedVersion, content: Uint8Array | StagedContent | undefined, opts: CommitOptions): Promise<CommitResult> {
     const name = version.name
     assertValidName(name)
     const id = versionId(version)
@@ -438,7 +446,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const replaces = opts.replaces ?? (h => supersedes({ timestampMs: version.timestampMs, id }, h))
     if (!replaces(held)) return { committed: false }
     const isFile = version.kind === VersionKind.File
-    if (isFile && staged === undefined) throw new DmError('ERR_STORE_IO', `cannot store "${printable(name)}": a file version needs its content`)
+    if (isFile && content === undefined) throw new DmError('ERR_STORE_IO', `cannot store "${printable(name)}": a file version needs its content`)
     const envelope = encodeEnvelope(version)
     const opened: Array<{ release: () => Promise<void> }> = []
     try {
@@ -451,7 +459,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
       await assertNoCollision(name, files.dir, files.base, 'files')
       await assertNoCollision(name, keep.dir, keep.base, 'keep')
       await assertNoCollision(name, versions.dir, versions.base + SIG_SUFFIX, 'versions')
-      return await stageAndRename(version, isFile ? staged : undefined, envelope, id, files.dir, keep.dir, versions.dir, files.base)
+      return await stageAndRename(version, isFile ? content : undefined, envelope, id, files.dir, keep.dir, versions.dir, files.base)
     } catch (err) {
       if (err instanceof DmError && (err.code === 'ERR_NAME_COLLISION' || err.code === 'ERR_STATE_DIR_UNSAFE')) {
         reportOnce(`${err.code} ${name}`, err.message)
@@ -464,7 +472,22 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     }
   }
 
-  async function stageAndRename (version: SignedVersion, content: StagedContent | undefined, envelope: Buffer, id: Uint8Array,
+  /**
+   * Writes and fsyncs content held in memory as staging/<version id>.content. A file
+   * already there is an earlier attempt at the same version (or its roll-forward
+   * copy): replaced, under the name's lock.
+   */
+  async function writeStaged (entry: string, content: Uint8Array): Promise<void> {
+    try {
+      await writeNewFileSynced(dirs.staging.at(entry), content)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      await unlinkEntry(dirs.staging, entry)
+      await writeNewFileSynced(dirs.staging.at(entry), content)
+    }
+  }
+
+  async function stageAndRename (version: SignedVersion, content: Uint8Array | StagedContent | undefined, envelope: Buffer, id: Uint8Array,
     files: HeldDir, keep: HeldDir, versions: HeldDir, base: string): Promise<CommitResult> {
     const name = version.name
     const isFile = content !== undefined
@@ -475,11 +498,14 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     const staging = dirs.staging
     let pastCommitPoint = false
     try {
-      // Both staged files are flushed at once: one disk round instead of two. The content is
-      // renamed to its version id, the name start-up rolls forward from (8.2); the rename
-      // replaces a leftover of an earlier attempt at the same version.
+      // Both staged files are flushed at once: one disk round instead of two. The content ends
+      // up named by its version id, the name start-up rolls forward from (8.2): content in
+      // memory is written there directly, streamed content renamed there; either replaces a
+      // leftover of an earlier attempt at the same version.
       const writes = await Promise.allSettled([
-        content?.seal().then(async part => await fsp.rename(staging.at(part), staging.at(staged))),
+        content instanceof Uint8Array
+          ? writeStaged(staged, content)
+          : content?.seal().then(async part => await fsp.rename(staging.at(part), staging.at(staged))),
         writeNewFileSynced(staging.at(stagedSig), envelope)
       ])
       for (const r of writes) if (r.status === 'rejected') throw r.reason
@@ -509,7 +535,7 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     index.set(name, { name, version, envelope, id, timestampMs: version.timestampMs, present: true })
     if (isFile) {
       const st = await lstatEntry(files, base)
-      if (st !== undefined) fingerprints.set(name, fingerprint(st))
+      if (st !== undefined) fingerprints.set(name, statFingerprint(st))
     } else {
       fingerprints.delete(name)
     }
@@ -627,14 +653,8 @@ export async function openStore (stateDir: string, events: StoreEvents = { probl
     entries: () => index.values(),
     size: () => index.size,
     async commit (version, content, opts = {}) {
-      const staged = version.kind === VersionKind.File ? await stage() : undefined
-      try {
-        await staged?.write(content)
-      } catch (err) {
-        await staged?.discard()
-        throw new DmError('ERR_STORE_IO', `cannot store "${printable(version.name)}": ${describeError(err)}`, { cause: err })
-      }
-      return await commitStaged(version, staged, opts)
+      // In memory already: written straight to its staged name at commit (one file made, no rename).
+      return await withLock(version.name, async () => await commitLocked(version, version.kind === VersionKind.File ? content : undefined, opts))
     },
     stage,
     commitStaged,

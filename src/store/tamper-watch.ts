@@ -25,7 +25,7 @@ export const DEFAULT_RESCAN_INTERVAL_MS = 60_000
 const MAX_PENDING = 4096
 
 export interface TamperWatchInit {
-  store: Pick<Store, 'filesDir' | 'check' | 'entries'>
+  store: Pick<Store, 'filesDir' | 'check' | 'entries' | 'get'>
   /** Each restore or move-aside, for a metric and a warn log; must not block. */
   onEvent: (report: RepairReport) => void
   /** A check that failed (an I/O error), or the watcher failing; must not block. */
@@ -74,12 +74,15 @@ export function createTamperWatch (init: TamperWatchInit): TamperWatch {
     pending.clear()
     const everything = fullPass
     fullPass = false
-    const names = new Set<string>()
-    const held = [...store.entries()].map(e => e.name)
-    if (everything) for (const n of held) names.add(n)
-    for (const p of paths) {
-      names.add(p)
-      for (const n of held) if (n.startsWith(p + '/')) names.add(n)
+    const names = new Set<string>(paths)
+    // A path that is a held name is a file (a name is never also a directory): only other
+    // paths can be directories whose names must be checked too. During a catch-up every
+    // path is a name just committed, and this stays O(paths), not O(paths x names).
+    const dirs = paths.filter(p => store.get(p) === undefined).map(p => p + '/')
+    if (everything || dirs.length > 0) {
+      for (const e of store.entries()) {
+        if (everything || dirs.some(d => e.name.startsWith(d))) names.add(e.name)
+      }
     }
     for (const name of names) {
       if (stopped) return
@@ -93,6 +96,7 @@ export function createTamperWatch (init: TamperWatchInit): TamperWatch {
     if (stopped) return
     const needed = new Set([''])
     for (const e of store.entries()) {
+      if (!e.name.includes('/')) continue
       const segs = e.name.split('/')
       for (let i = 1; i < segs.length; i++) needed.add(segs.slice(0, i).join('/'))
     }

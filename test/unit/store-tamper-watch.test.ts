@@ -54,6 +54,12 @@ test('local edits, replacements, deletions and strays in files/ are noticed with
     await eventFor('stray', 'moved-aside')
     assert.equal(fs.existsSync(file('stray')), false)
 
+    // A directory removed whole takes its files with it: each held name below it is restored.
+    events.length = 0
+    fs.rmSync(file('dns'), { recursive: true })
+    await eventFor('dns/cnames', 'restored')
+    assert.equal(fs.readFileSync(file('dns/cnames'), 'utf8'), 'zone v1')
+
     // Only real changes are reported: the watcher's own repairs and normal commits are not.
     // A marker stray written after the commit: once its event is in, the commit's would be too.
     events.length = 0

@@ -8,6 +8,12 @@
 // each fleet, the CPU one publish costs it, and the memory per process.
 //
 //   node bench/propagation.mjs [--nodes 10] [--baseline serf] [--warm] [--lossy] [--topology star|random]
+//     [--cpu-prof DIR [--prof-node 1] [--script PATH]]
+//
+// --cpu-prof: daemon --prof-node is restarted under `node --cpu-prof` (from
+// --script, e.g. an unminified bundle, for readable names) once the fleet is
+// up; DIR gets its profile when the daemons stop, and the windows to read it
+// in (idle.json, publishes.json), for `cpuprofile.mjs --windows`.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -21,7 +27,8 @@ import { EVENT_FILE, SERF_PAYLOAD_BYTES, SerfFleet, serfVersion } from './serf.m
 const opts = parseArgs({
   nodes: 10, runs: 7, size: 1024, from: -1, settle: 5000, concurrency: 4, gap: 7000, warm: false, poll: 25, baselines: 10,
   connectTimeout: 600_000, quiet: 0.15, quietWait: 120_000, idle: 10_000, idleSample: 2000, tail: 1000, timeout: 60_000,
-  topology: 'star', stall: 180_000, baseline: 'none', lossy: false, delayMs: 10, jitterMs: 3, loss: 0.01
+  topology: 'star', stall: 180_000, baseline: 'none', lossy: false, delayMs: 10, jitterMs: 3, loss: 0.01,
+  cpuProf: '', profNode: 1, script: ''
 })
 if (!['star', 'random'].includes(opts.topology)) throw new Error('--topology is star or random')
 if (!['none', 'serf'].includes(opts.baseline)) throw new Error('--baseline is none or serf')
@@ -61,6 +68,14 @@ const note = (what) => (done, total, pending = []) => {
   }
 }
 
+/** The monotonic clock V8 stamps a .cpuprofile with (µs), so the windows line up with the profile. */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n)
+const profWindows = { idle: [], publishes: [] }
+function saveProfWindows () {
+  if (opts.cpuProf === '') return
+  for (const [k, w] of Object.entries(profWindows)) fs.writeFileSync(path.join(opts.cpuProf, `${k}.json`), JSON.stringify(w))
+}
+
 const ticksOf = (pids) => pids.reduce((sum, pid) => { try { return sum + procStats(pid).ticks } catch { return sum } }, 0)
 const cpuMsPerS = (pids, t0, ticks0) => (ticksOf(pids) - ticks0) * (1000 / CLK_TCK) / ((now() - t0) / 1000)
 
@@ -71,11 +86,13 @@ const cpuMsPerS = (pids, t0, ticks0) => (ticksOf(pids) - ticks0) * (1000 / CLK_T
  * `newPayload()` returns [the bytes every member must end up with, what to
  * publish]; `targets` have filesDir and file() for watchArrivals.
  */
-async function measure ({ label, pids, exe, targets, fileName, newPayload, publish }) {
+async function measure ({ label, pids, exe, targets, fileName, newPayload, publish, windows = { idle: [], publishes: [] } }) {
   await sleep(opts.settle)
   const idleT0 = now()
   const idleTicks0 = ticksOf(pids())
+  const idleUs0 = monoUs()
   await sleep(opts.idle)
+  windows.idle.push([idleUs0, monoUs()])
   const idleMsPerS = cpuMsPerS(pids(), idleT0, idleTicks0)
   const mem = pids().map(pid => memoryBreakdown(pid, exe))
 
@@ -85,11 +102,13 @@ async function measure ({ label, pids, exe, targets, fileName, newPayload, publi
     const w = watchArrivals(targets, fileName, expected, { pollMs: opts.poll })
     const cpu0 = { ticks: ticksOf(pids()), t: now() }
     const foreign = foreignMeter(pids())
+    const us0 = monoUs()
     const pub = await publish(payload)
     const timedOut = await Promise.race([w.all.then(() => false), sleep(opts.timeout).then(() => true)])
     const tEnd = now()
     w.close()
     await sleep(opts.tail) // duplicate pushes or gossip may still be in flight after the last arrival
+    windows.publishes.push([us0, monoUs()])
     return { pub, w, cpu0, foreign: foreign(), tEnd, timedOut }
   }
   {
@@ -147,6 +166,13 @@ async function measureDm () {
     await cluster.create(N, { bootstrap: joinOf })
     await cluster.startAll({ concurrency: opts.concurrency, progress: note('daemons ready') })
     const tStarted = now()
+    if (opts.cpuProf !== '') {
+      const profiled = cluster.nodes[opts.profNode]
+      fs.mkdirSync(opts.cpuProf, { recursive: true })
+      await profiled.stop()
+      await profiled.start({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts.cpuProf)}`], ...(opts.script === '' ? {} : { script: path.resolve(opts.script) }) })
+      console.log(`profiling ${profiled.name} (pid ${profiled.pid}) into ${opts.cpuProf}`)
+    }
     await cluster.waitConnected({ min: 1, timeoutMs: opts.connectTimeout, pollMs: N >= 30 ? 1000 : 250, progress: note('daemons with a peer'), stallMs: opts.stall })
     console.log(`dm setup: ${N} daemons ready in ${ms(tStarted - t0)} (<= ${opts.concurrency} starting at once), all with >= 1 peer after ${ms(now() - tStarted)} more; settling ${opts.settle} ms, then ${opts.idle} ms idle window`)
     const file = path.join(cluster.root, NAME)
@@ -158,7 +184,8 @@ async function measureDm () {
       targets: cluster.nodes,
       fileName: NAME,
       newPayload: () => { const c = crypto.randomBytes(opts.size); fs.writeFileSync(file, c); return [c, file] },
-      publish: (f) => runTimed([DM, 'publish', f, '--key', cluster.key.path, '--config', publisher.configPath], { prefix: publisher.prefix })
+      publish: (f) => runTimed([DM, 'publish', f, '--key', cluster.key.path, '--config', publisher.configPath], { prefix: publisher.prefix }),
+      windows: profWindows
     })
     const counts = await cluster.peerCounts()
     const shape = await cluster.meshShape()
@@ -167,6 +194,7 @@ async function measureDm () {
     return res
   } finally {
     await cluster.stop()
+    saveProfWindows()
   }
 }
 

@@ -3,9 +3,9 @@ import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
-import { ping } from '@libp2p/ping'
 import { DmError } from '../errors.js'
 import type { Identity } from './identity.js'
+import { sendWindowUpdatesAtHalf } from './yamux-window.js'
 
 export interface NodeOptions {
   identity: Identity
@@ -17,7 +17,7 @@ export interface NodeOptions {
   maxConnections: number
 }
 
-export type MeshNode = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>> }>
+export type MeshNode = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>> }>
 
 /** Yamux window: large enough that a 10 MiB transfer is not stalled waiting for window updates. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
@@ -42,6 +42,7 @@ function explainListenError (err: unknown, listen: string[]): unknown {
 }
 
 async function startLibp2p (o: NodeOptions): Promise<MeshNode> {
+  sendWindowUpdatesAtHalf()
   return await createLibp2p({
     privateKey: o.identity.privateKey,
     addresses: { listen: o.listen },
@@ -60,6 +61,8 @@ async function startLibp2p (o: NodeOptions): Promise<MeshNode> {
     // was most of a daemon's CPU, and on 2 cores a 100-node mesh never settled. Yamux's own
     // keep-alive (a frame, not a stream) still detects dead connections.
     connectionMonitor: { enabled: false },
-    services: { identify: identify(), ping: ping() }
+    // identify tells membership a peer's listen addresses. No ping service: nothing here pings
+    // (the connection monitor is off), and an unused protocol handler still costs memory.
+    services: { identify: identify() }
   }) as unknown as MeshNode
 }

@@ -1,6 +1,7 @@
 import PQueue from 'p-queue'
 import type { Tuning } from '../config/tuning.js'
 import { describeError } from '../errors.js'
+import { printable } from '../format/names.js'
 import type { SignedVersion } from '../format/version.js'
 import { MAX_INLINE_BYTES, MessageType, PROTOCOL_PUSH, decodeMessage, encodeMessage, expectType, type Message } from '../protocol/messages.js'
 import { sample } from '../util/clock.js'
@@ -17,6 +18,11 @@ import type { Channel, Transport } from './transport.js'
  * publish minutes after the last one never waits for a stream to open.
  * Small content rides along; larger content is announced and fetched by the
  * receiver. A received push goes to the acceptor, or to the fetch service.
+ *
+ * Most pushes a node receives are copies: with fanout f, about f of them per
+ * publish, one of them news. A copy of the version held, or of one this
+ * service is storing, is dropped on a byte comparison of its envelope, before
+ * the acceptor hashes or verifies anything.
  *
  * When a version is sent on:
  *  - a local publish, only once committed here: `dm publish` exits 0 exactly
@@ -49,9 +55,20 @@ interface Session {
 
 type PushTuning = Pick<Tuning, 'pushFanout' | 'maxQueuedPushesPerPeer'>
 
+const equal = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+
+/** The same signed fields, signer and signature: the same version (its id), whatever its attachments. */
+export function sameVersion (a: SignedVersion, b: SignedVersion): boolean {
+  return a.timestampMs === b.timestampMs && a.name === b.name && a.kind === b.kind && a.size === b.size && a.expiresAtMs === b.expiresAtMs &&
+    equal(a.signature, b.signature) && equal(a.signer, b.signer) && equal(a.sha256, b.sha256) && equal(a.networkId, b.networkId)
+}
+
 export function createPushService (components: PushComponents, tuning: PushTuning): PushService {
   const { transport, acceptor, fetch, random, log } = components
   const sessions = new Map<string, Session>()
+  /** Inline pushes being ingested, by signature; at most one per push stream. */
+  const ingesting = new Map<string, SignedVersion>()
+  const signatureKey = (v: SignedVersion): string => Buffer.from(v.signature.buffer, v.signature.byteOffset, v.signature.byteLength).toString('base64')
   const early = (v: SignedVersion, source: string): boolean => v.size <= MAX_INLINE_BYTES && source !== LOCAL_SOURCE
 
   function broadcast (v: SignedVersion, content: Uint8Array, source: string): void {
@@ -107,10 +124,28 @@ export function createPushService (components: PushComponents, tuning: PushTunin
     await ch.close()
   }
 
+  /** A copy of the version held, or of one being ingested from another push. */
+  function isCopy (v: SignedVersion, key: string): boolean {
+    const held = acceptor.held(v.name)?.version
+    if (held !== undefined && sameVersion(held, v)) return true
+    const pending = ingesting.get(key)
+    return pending !== undefined && sameVersion(pending, v)
+  }
+
   async function received (m: Extract<Message, { type: MessageType.Push }>, peer: string): Promise<void> {
     const v = m.version
+    const key = signatureKey(v)
+    if (isCopy(v, key)) {
+      acceptor.refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is already held or being stored`, retryable: false }, peer)
+      return
+    }
     if (m.content !== undefined) {
-      await acceptor.ingest(v, m.content, peer)
+      ingesting.set(key, v)
+      try {
+        await acceptor.ingest(v, m.content, peer)
+      } finally {
+        if (ingesting.get(key) === v) ingesting.delete(key)
+      }
       return
     }
     // Larger content: the header is checked before any stream work, so duplicates cost nothing.

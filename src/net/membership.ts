@@ -267,13 +267,15 @@ export function createMembership (init: MembershipInit): Membership {
     learn (peers: PeerInfo[], from: string) {
       for (const p of peers) {
         if ((introduced.get(from) ?? 0) >= tuning.maxIntroducedPerPeer) return
+        // Most of a summary is members known already: skipped before their ids are parsed.
+        if (known.has(p.id) || p.id === self) continue
         try {
           peerIdFromString(p.id)
         } catch {
           log.debug({ from, peer: p.id }, 'ignoring member with a bad peer id')
           continue
         }
-        if (!known.has(p.id) && remember(p.id, cleanAddrs(p.id, p.addrs), 'hearsay')) {
+        if (remember(p.id, cleanAddrs(p.id, p.addrs), 'hearsay')) {
           if (introduced.size >= tuning.maxKnownMembers) introduced.clear()
           introduced.set(from, (introduced.get(from) ?? 0) + 1)
         }

@@ -14,11 +14,11 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const out = path.resolve(process.argv[2] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'dm-unminified-')))
 await build({
   absWorkingDir: root,
-  entryPoints: { dm: 'src/cli/entry.ts' },
-  outdir: out,
+  // What bin/dm does with the full bundle: run main() with the arguments, exit with its code.
+  stdin: { contents: "import { main } from './src/cli/entry.ts'\nmain(process.argv.slice(2)).then(code => process.exit(code))\n", resolveDir: root, loader: 'ts', sourcefile: 'unminified-entry.ts' },
+  outfile: path.join(out, 'dm.js'),
   bundle: true,
   minify: false,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',

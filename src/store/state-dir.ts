@@ -3,6 +3,8 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { DmError, type ErrorCode } from '../errors.js'
 import { printable } from '../format/names.js'
+import { DIR_MODE } from './durable.js'
+import { openHeldDir, type HeldDir } from './held-dir.js'
 
 /*
  * What makes a state directory safe to write to as the daemon. Whoever can
@@ -42,6 +44,38 @@ export function unsafeDirError (dirPath: string, reason: string): DmError {
 export function crossDeviceError (dirPath: string, stateDir: string): DmError {
   return new DmError('ERR_STATE_DIR_CROSS_DEVICE',
     `${printable(dirPath)} is on another filesystem than ${printable(stateDir)}; atomic renames between them are impossible (do not mount over state_dir's directories)`)
+}
+
+/** The directories of state_dir, each held open. */
+export type StateDirs = Record<typeof STATE_SUBDIRS[number], HeldDir>
+
+/** Holds state_dir and its directories, refusing any that is a symlink, writable by others or on another filesystem. */
+export async function openStateDir (stateDir: string): Promise<{ root: HeldDir, dirs: StateDirs }> {
+  await fsp.mkdir(stateDir, { recursive: true, mode: DIR_MODE })
+  const root = await openHeldDir(stateDir)
+  const opened: HeldDir[] = [root]
+  try {
+    const rootStat = await root.stat()
+    const rootReason = unsafeDirReason(rootStat)
+    if (rootReason !== undefined) throw unsafeDirError(stateDir, rootReason)
+    const dirs: Partial<StateDirs> = {}
+    for (const sub of STATE_SUBDIRS) {
+      // keep/ and quarantine/ are the daemon's alone; files/ is for the consumer group.
+      const mode = sub === 'keep' || sub === 'quarantine' ? 0o700 : DIR_MODE
+      await fsp.mkdir(root.at(sub), { mode }).catch(err => { if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err })
+      const held = await openHeldDir(root.at(sub), path.join(stateDir, sub))
+      opened.push(held)
+      const st = await held.stat()
+      const reason = unsafeDirReason(st)
+      if (reason !== undefined) throw unsafeDirError(held.path, reason)
+      if (st.dev !== rootStat.dev) throw crossDeviceError(held.path, stateDir)
+      dirs[sub] = held
+    }
+    return { root, dirs: dirs as StateDirs }
+  } catch (err) {
+    await Promise.all(opened.map(async d => await d.close().catch(() => {})))
+    throw err
+  }
 }
 
 async function lstatOrUndefined (p: string): Promise<fs.Stats | undefined> {

@@ -7,7 +7,7 @@ import type { Clock } from '../util/clock.js'
 
 /*
  * The Store interface held in memory, for the simulator: the same
- * compare-and-set and per-name serialisation as src/store/store.ts, no disk.
+ * compare-and-set and per-name serialisation as src/store/ (store.ts, commit.ts, name-locks.ts), no disk.
  * Operations resolve at once (a commit costs no virtual time), so 10,000
  * nodes fit in one process. Content is kept by reference, not copied.
  */

@@ -31,10 +31,11 @@ export interface Tuning {
    * N nodes (docs/SIMULATION.md, "Recommended defaults"):
    *   nodes the flood misses ≈ N · (1 − f/(d − 1))^d per publish, each waiting
    *                            ≈ pushPullIntervalMs / 2; none once f ≥ d − 1
-   *   copies per node        ≈ min(f, d − 1), one of them news; CPU ≈ that × 10.9 ms
-   *                            per cold publish (3.5 ms a frame + 7.4 ms a stream, calibrated)
+   *   copies per node        ≈ min(f, d − 1), one of them news; CPU ≈ that × 3.5 ms per
+   *                            publish on open streams, plus 7.4 ms once per push stream
+   *                            per connection (calibrated)
    *   hops                   ≈ log N / log(min(f, d) − 1)
-   * Simulated at 1,000 nodes, d ≥ 8: f = 4 left nodes to anti-entropy in every
+   * Simulated at 1,000 nodes, d ≥ 8: f = 4 left 3–5 nodes to anti-entropy in every
    * publish, f = 6 one node in three publishes, f = 8 none. Keep it ≥ targetPeers.
    */
   pushFanout: number
@@ -77,8 +78,9 @@ export interface Tuning {
    *   copies per node per publish  ≈ d − 1 when pushFanout ≥ d − 1
    *   a node is cut off only if its d peers leave at once
    * Time to 100 % is set by hops × CPU per hop more than by d (simulated:
-   * 108–139 ms for d = 4..12 at 1,000 nodes). 8 is for resilience under churn;
-   * 6 would send 17 % fewer messages at the same latency.
+   * 114–132 ms for a first publish, 37–52 ms for a third, d = 4..12 at 1,000 nodes).
+   * 8 is for resilience under churn; 6 would send 15 % fewer messages at about the
+   * same latency.
    */
   targetPeers: number
   /**

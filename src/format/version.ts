@@ -145,6 +145,18 @@ export function versionId (v: SignedVersion): Uint8Array {
   return new Uint8Array(createHash('sha256').update(signedBytes(v)).update(v.signer).digest())
 }
 
+const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+
+/**
+ * The same version as `versionId` says it, without hashing: the same signed
+ * fields, signer and signature, whatever the attachments. How a node drops the
+ * copies of a push it already holds before any hash or verify.
+ */
+export function sameVersion (a: SignedVersion, b: SignedVersion): boolean {
+  return a.timestampMs === b.timestampMs && a.name === b.name && a.kind === b.kind && a.size === b.size && a.expiresAtMs === b.expiresAtMs &&
+    equalBytes(a.signature, b.signature) && equalBytes(a.signer, b.signer) && equalBytes(a.sha256, b.sha256) && equalBytes(a.networkId, b.networkId)
+}
+
 /**
  * The total order every node applies: a later timestamp wins; on equal
  * timestamps the larger version id wins (bytewise), so all nodes pick the same.

@@ -2,7 +2,7 @@ import PQueue from 'p-queue'
 import type { Tuning } from '../config/tuning.js'
 import { describeError } from '../errors.js'
 import { printable } from '../format/names.js'
-import type { SignedVersion } from '../format/version.js'
+import { sameVersion, type SignedVersion } from '../format/version.js'
 import { MAX_INLINE_BYTES, MessageType, PROTOCOL_PUSH, decodeMessage, encodeMessage, expectType, type Message } from '../protocol/messages.js'
 import { sample } from '../util/clock.js'
 import type { Log } from '../util/log.js'
@@ -54,14 +54,6 @@ interface Session {
 }
 
 type PushTuning = Pick<Tuning, 'pushFanout' | 'maxQueuedPushesPerPeer'>
-
-const equal = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
-
-/** The same signed fields, signer and signature: the same version (its id), whatever its attachments. */
-export function sameVersion (a: SignedVersion, b: SignedVersion): boolean {
-  return a.timestampMs === b.timestampMs && a.name === b.name && a.kind === b.kind && a.size === b.size && a.expiresAtMs === b.expiresAtMs &&
-    equal(a.signature, b.signature) && equal(a.signer, b.signer) && equal(a.sha256, b.sha256) && equal(a.networkId, b.networkId)
-}
 
 export function createPushService (components: PushComponents, tuning: PushTuning): PushService {
   const { transport, acceptor, fetch, random, log } = components

@@ -4,7 +4,8 @@ import { parseArgs } from 'node:util'
 import { PROFILE_NAMES, type ProfileName } from '../config/tuning.js'
 import { coverageSvg, type ModelCurve, type Reference } from './plot.js'
 import { serfCurve, serfTimeTo } from './serf-model.js'
-import { DEFAULT_OPTIONS, simulate, type PublishReport, type SimOptions, type SimReport } from './simulate.js'
+import { DEFAULT_OPTIONS, simulate, type SimOptions } from './simulate.js'
+import type { PublishReport, SimReport } from './report.js'
 
 /*
  * npm run simulate -- --nodes 1000 [--seed S] [--latency-ms 0.3 --jitter-ms 0.1]

@@ -1,4 +1,4 @@
-import type { PublishReport } from './simulate.js'
+import type { PublishReport } from './report.js'
 
 /*
  * Coverage over time as a small self-contained SVG (no plotting dependency):

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import { DmError, describeError } from '../errors.js'
 import { assertValidName, printable } from '../format/names.js'
@@ -30,6 +29,11 @@ export interface Committer {
 /** `problem` reports a collision or an unsafe directory (once per name). */
 export function createCommitter (state: StoreState, problem: (message: string) => void): Committer {
   const { dirs, index, fingerprints, expired, withdrawn } = state
+  /**
+   * Numbers the staged names of this store's commits: unique within the process, and
+   * start-up empties staging/ (the daemon's lock keeps any other process out).
+   */
+  let attempts = 0
   /** Collisions already reported, so a name retried by every sync round is reported once. */
   const reported = new Set<string>()
 
@@ -50,7 +54,7 @@ export function createCommitter (state: StoreState, problem: (message: string) =
   async function commitLocked (version: SignedVersion, content: Uint8Array | StagedContent | undefined, opts: CommitOptions): Promise<CommitResult> {
     const name = version.name
     assertValidName(name)
-    const id = versionId(version)
+    const id = opts.id ?? versionId(version)
     const held = index.get(name)
     const replaces = opts.replaces ?? (h => supersedes({ timestampMs: version.timestampMs, id }, h))
     if (!replaces(held)) return { committed: false }
@@ -100,7 +104,7 @@ export function createCommitter (state: StoreState, problem: (message: string) =
     files: HeldDir, keep: HeldDir, versions: HeldDir, base: string): Promise<CommitResult> {
     const name = version.name
     const isFile = content !== undefined
-    const tag = `${hex(id)}.${randomBytes(4).toString('hex')}`
+    const tag = `${hex(id)}.${(++attempts).toString(16)}`
     const stagedSig = `${tag}.sig`
     const stagedKeep = `${tag}.keep`
     const staged = `${hex(id)}.content`

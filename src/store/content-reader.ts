@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto'
+import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { DmError } from '../errors.js'
 import { printable } from '../format/names.js'
-import { VersionKind, isExpired } from '../format/version.js'
+import { MAX_CONTENT_BYTES, VersionKind, isExpired } from '../format/version.js'
 import { OPEN_READ, isAbsent, lstatEntry, openParentIfSafe, type HeldDir } from './held-dir.js'
 import type { RepairReport, Store } from './store-api.js'
 import type { StoreState } from './store-state.js'
@@ -11,21 +13,40 @@ import type { StoreState } from './store-state.js'
 
 const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest()
 
-/** The content of a regular file `entry` in `dir` if it has the hash `sha`; undefined if absent, not a regular file or different. */
+const open = promisify(fs.open)
+const fstat = promisify(fs.fstat)
+const read = promisify(fs.read)
+const close = promisify(fs.close)
+
+/**
+ * The content of a regular file `entry` in `dir` if it has the hash `sha`; undefined if absent, not a regular file or different.
+ * Raw descriptors, not a FileHandle: a fetch serves hundreds of these in a row (fewer round trips, less for the collector).
+ */
 export async function readVerified (dir: HeldDir, entry: string, sha: Uint8Array): Promise<Buffer | undefined> {
-  let handle: fsp.FileHandle
+  let fd: number
   try {
-    handle = await fsp.open(dir.at(entry), OPEN_READ)
+    fd = await open(dir.at(entry), OPEN_READ)
   } catch (err) {
     if (isAbsent(err)) return undefined
     throw err
   }
   try {
-    if (!(await handle.stat()).isFile()) return undefined
-    const data = await handle.readFile()
-    return sha256(data).equals(sha) ? data : undefined
+    const st = await fstat(fd)
+    // No signed content is larger: such a file is not read into memory at all.
+    if (!st.isFile() || st.size > MAX_CONTENT_BYTES) return undefined
+    // One byte more than fstat said: a file that grew meanwhile is not the one stated, and is not read whole.
+    const data = Buffer.allocUnsafe(st.size + 1)
+    let got = 0
+    while (got < data.length) {
+      const { bytesRead } = await read(fd, data, got, data.length - got, null)
+      if (bytesRead === 0) break
+      got += bytesRead
+    }
+    if (got > st.size) return undefined
+    const content = data.subarray(0, got)
+    return sha256(content).equals(sha) ? content : undefined
   } finally {
-    await handle.close()
+    await close(fd)
   }
 }
 

@@ -25,6 +25,8 @@ export interface CommitOptions {
    * signers); without it, the policy's plain order decides.
    */
   replaces?: (held: HeldEntry | undefined) => boolean
+  /** The version's id when the caller has it (the acceptor's header check computed it): not hashed again. */
+  id?: Uint8Array
 }
 
 export interface StoreEvents {

@@ -45,7 +45,9 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
 
   /** The fleet-wide revocation list in force: kept apart from the config's policy, so a reload does not drop it. */
   let revocations: RevocationList = NO_REVOCATIONS
-  const rules = (): PolicyConfig => ({ ...policy, revocations })
+  /** The policy and the revocation list as one object, made again only when either changes (it is read several times per version). */
+  let inForce: PolicyConfig = { ...policy, revocations }
+  const rules = (): PolicyConfig => inForce
   const ctx = (): PolicyContext => ({ ...rules(), nowMs: clock.nowMs() })
   const held = (name: string): HeldEntry | undefined => effectiveHeld(rules(), store.get(name))
 
@@ -158,7 +160,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     }
     events.emit('verified', { version: v, content, source })
     const candidate = { timestampMs: v.timestampMs, id }
-    const opts = { replaces: (h: HeldEntry | undefined) => supersedes(candidate, effectiveHeld(rules(), h)) }
+    const opts = { id, replaces: (h: HeldEntry | undefined) => supersedes(candidate, effectiveHeld(rules(), h)) }
     const commit = staged !== undefined ? store.commitStaged(v, staged, opts) : store.commit(v, content, opts)
     commits.add(commit)
     const committed = await commit.finally(() => commits.delete(commit)).then(r => r.committed)
@@ -218,12 +220,14 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     },
     setRevocations (list) {
       revocations = list
+      inForce = { ...policy, revocations }
       epoch++
       events.emit('revoked', { list })
       events.emit('changed', undefined)
     },
     setPolicy (next) {
       policy = next
+      inForce = { ...policy, revocations }
       epoch++
       blocked.clear()
       events.emit('changed', undefined)

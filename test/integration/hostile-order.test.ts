@@ -197,7 +197,7 @@ test('a flood of reconciliations against 40,000 unknown entries leaves the daemo
   const rss = rssSampler(n0)
   const poller = statusPoller(n0)
   let maxStatusMs = 0
-  const ROUNDS = 16
+  const ROUNDS = 8
   // On a loaded machine more rounds are cut by their time limits: rounds go on (up to three times as many) until a quarter got through.
   const MAX_ROUNDS = 3 * ROUNDS
   let next = 0

@@ -50,7 +50,7 @@ const UNIT_SECONDS = {
  * stages run side by side; so do the long ones. A file in no group runs alone.
  */
 const INTEGRATION_GROUPS = {
-  'integration-mesh': ['mesh', 'cli', 'watcher', 'hooks', 'policy-mesh'],
+  'integration-mesh': ['mesh', 'consumers', 'policy-mesh'],
   'integration-trust': ['trust', 'fleet', 'trust-admission', 'trust-revocation', 'health']
 }
 

@@ -51,7 +51,7 @@ const UNIT_SECONDS = {
  */
 const INTEGRATION_GROUPS = {
   'integration-mesh': ['mesh', 'consumers', 'policy-mesh'],
-  'integration-trust': ['trust', 'fleet', 'trust-admission', 'trust-revocation', 'health']
+  'integration-trust': ['private-mesh', 'trust-admission', 'trust-revocation', 'health']
 }
 
 /**

@@ -10,7 +10,7 @@
 // process (~0.3 s of CPU for an integration file, which loads libp2p). Every
 // file is an entry of one split bundle; each process imports its files one
 // after the other, each inside a suite named after its file, so its hooks
-// stay its own and a failure names its file. The unit files share three
+// stay its own and a failure names its file. The unit files share two
 // processes; the light integration files share two; the hostile and the long
 // integration files keep one each, so their daemons run side by side.
 //
@@ -21,7 +21,7 @@
 //
 // The longest start first: a long file started last would run alone at the end
 // while the other core idles. node --test sorts the files it is given, so the
-// order is in their names (run/01-unit-1.test.js, run/04-faults.test.js, ...).
+// order is in their names (run/01-unit-1.test.js, run/03-faults.test.js, ...).
 // tsc runs beside the tests (~5 s of CPU the tests' waits absorb); a type
 // error still fails the run.
 // Extra arguments go to node --test (e.g. --test-name-pattern=...).
@@ -33,15 +33,20 @@ import { build } from 'esbuild'
 /**
  * The unit files run in a few processes, not one each (module loading is paid
  * per process) and not all in one (that process alone would be the critical
- * path): UNIT_GROUPS processes, filled greedily by the seconds each file took
- * in a run on the reference machine (files not listed count half a second).
+ * path): UNIT_GROUPS processes. The files that load libp2p (~0.65 s of CPU
+ * per process) go to the first; the rest fill the lightest group by the
+ * seconds each file took in a run on the reference machine (files not
+ * listed count half a second).
  */
-const UNIT_GROUPS = 3
+const UNIT_GROUPS = 2
 const UNIT_SECONDS = {
-  'unit/reconcile.test.ts': 11, 'unit/fuzz.test.ts': 10, 'unit/cert-cli.test.ts': 6, 'unit/cli-client.test.ts': 6,
-  'unit/admission.test.ts': 5, 'unit/cli-startup.test.ts': 4.5, 'unit/push-flood.test.ts': 3.6, 'unit/api-flood.test.ts': 2.8,
-  'unit/crypto-ed25519.test.ts': 2.1
+  'unit/reconcile.test.ts': 8, 'unit/api-flood.test.ts': 7.3, 'unit/admission.test.ts': 4.9, 'unit/cli-client.test.ts': 4.2,
+  'unit/fuzz.test.ts': 3.4, 'unit/cert-cli.test.ts': 3.1, 'unit/cli-startup.test.ts': 2.9, 'unit/protocol-messages.test.ts': 2.2,
+  'unit/push-flood.test.ts': 2.1, 'unit/crypto-ed25519.test.ts': 1.9, 'unit/store-files.test.ts': 1.3, 'unit/format-version.test.ts': 1.3,
+  'unit/store.test.ts': 1.2, 'unit/sim.test.ts': 1.2
 }
+/** Packages whose loading is worth sharing: libp2p and its transports. */
+const HEAVY = /^(libp2p|@libp2p\/|@chainsafe\/)/
 
 /**
  * Integration files that share a process, one after the other: each process
@@ -59,7 +64,7 @@ const INTEGRATION_GROUPS = {
  * wait on clocks and floods. The rest follow by name.
  */
 const FIRST = [
-  'unit-1', 'unit-2', 'unit-3',
+  'unit-1', 'unit-2',
   'faults',
   'hostile-order',
   'ops',
@@ -79,20 +84,47 @@ const list = (dir) => fs.readdirSync(path.join('test', dir), { recursive: true }
 const units = list('unit')
 const integration = list('integration')
 
+// Every test file is an entry of one split bundle (the src code and packages' glue they share load once per
+// process). run/ and the chunks are at test/'s depth, so paths derived from import.meta.url still name the repository.
+fs.rmSync(OUT, { recursive: true, force: true })
+const built = build({
+  outbase: 'test', outdir: OUT, bundle: true, packages: 'external', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', logLevel: 'warning',
+  entryPoints: [...units, ...integration].map(f => path.join('test', f)), splitting: true, chunkNames: 'chunks/[name]-[hash]', metafile: true
+})
+
+/** Whether a test file's output loads a HEAVY package, itself or through the chunks it imports. */
+function loadsHeavy (metafile, file) {
+  const seen = new Set()
+  const walk = (out) => {
+    if (seen.has(out)) return false
+    seen.add(out)
+    return metafile.outputs[out].imports.some(i => i.external ? HEAVY.test(i.path) : walk(i.path))
+  }
+  return walk(path.join(OUT, file.replace(/\.ts$/, '.js')))
+}
+
 /** The test processes: a name and the files it runs. */
-const processes = []
-const unitGroups = Array.from({ length: UNIT_GROUPS }, (_, i) => ({ name: `unit-${i + 1}`, files: [], seconds: 0 }))
-for (const f of [...units].sort((a, b) => (UNIT_SECONDS[b] ?? 0.5) - (UNIT_SECONDS[a] ?? 0.5))) {
-  const lightest = unitGroups.reduce((min, g) => g.seconds < min.seconds ? g : min)
-  lightest.files.push(f)
-  lightest.seconds += UNIT_SECONDS[f] ?? 0.5
+function testProcesses (metafile) {
+  const processes = []
+  const unitGroups = Array.from({ length: UNIT_GROUPS }, (_, i) => ({ name: `unit-${i + 1}`, files: [], seconds: 0 }))
+  const seconds = (f) => UNIT_SECONDS[f] ?? 0.5
+  for (const f of units.filter(f => loadsHeavy(metafile, f))) {
+    unitGroups[0].files.push(f)
+    unitGroups[0].seconds += seconds(f)
+  }
+  for (const f of units.filter(f => !unitGroups[0].files.includes(f)).sort((a, b) => seconds(b) - seconds(a))) {
+    const lightest = unitGroups.reduce((min, g) => g.seconds < min.seconds ? g : min)
+    lightest.files.push(f)
+    lightest.seconds += seconds(f)
+  }
+  processes.push(...unitGroups)
+  const grouped = new Set(Object.values(INTEGRATION_GROUPS).flat().map(f => `integration/${f}.test.ts`))
+  for (const [name, files] of Object.entries(INTEGRATION_GROUPS)) {
+    processes.push({ name, files: files.map(f => `integration/${f}.test.ts`).filter(f => integration.includes(f)) })
+  }
+  for (const f of integration) if (!grouped.has(f)) processes.push({ name: path.basename(f).replace(/\.test\.ts$/, ''), files: [f] })
+  return processes.sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name))
 }
-processes.push(...unitGroups)
-const grouped = new Map(Object.entries(INTEGRATION_GROUPS).flatMap(([name, files]) => files.map(f => [`integration/${f}.test.ts`, name])))
-for (const [name, files] of Object.entries(INTEGRATION_GROUPS)) {
-  processes.push({ name, files: files.map(f => `integration/${f}.test.ts`).filter(f => integration.includes(f)) })
-}
-for (const f of integration) if (!grouped.has(f)) processes.push({ name: path.basename(f).replace(/\.test\.ts$/, ''), files: [f] })
 
 /** Runs a node script to its end; resolves with its exit code and what it printed. */
 const script = (args) => new Promise(resolve => {
@@ -107,17 +139,10 @@ const script = (args) => new Promise(resolve => {
 const typecheck = script(['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'])
 const bundle = script(['scripts/bundle.mjs'])
 
-// Every test file is an entry of one split bundle (the src code and packages' glue they share load once per
-// process); each process's entry, run/NN-<name>.test.js, imports its files one after the other, each inside
-// a suite named after its file, so its hooks stay its own and a failure names its file. run/ and the
-// chunks are at test/'s depth, so paths derived from import.meta.url still name the repository.
-processes.sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name))
+// Each process's entry, run/NN-<name>.test.js, imports its files one after the other, each inside a suite
+// named after its file, so its hooks stay its own and a failure names its file.
+const processes = testProcesses((await built).metafile)
 const entry = (i) => `run/${String(i + 1).padStart(2, '0')}-${processes[i].name}.test.js`
-fs.rmSync(OUT, { recursive: true, force: true })
-await build({
-  outbase: 'test', outdir: OUT, bundle: true, packages: 'external', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', logLevel: 'warning',
-  entryPoints: [...units, ...integration].map(f => path.join('test', f)), splitting: true, chunkNames: 'chunks/[name]-[hash]'
-})
 fs.mkdirSync(path.join(OUT, 'run'))
 for (const [i, p] of processes.entries()) {
   fs.writeFileSync(path.join(OUT, entry(i)), [

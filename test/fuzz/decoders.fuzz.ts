@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { createHash, createPrivateKey, createPublicKey } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, sign as nodeSign } from 'node:crypto'
 import fc from 'fast-check'
 import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
@@ -242,7 +242,8 @@ function structuredEnvelopeProperty (counter: Counter): fc.IPropertyWithHooks<[S
     counter.n++
     let v = v0
     if (Buffer.byteLength(v.name) > 0xffff) return
-    if (sign) v = { ...v, signature: ed.sign(signedBytes(v), Buffer.alloc(32, Buffer.from(v.signer).equals(KEY.publicKey) ? 7 : 8)) }
+    // Signed with node:crypto (about 15 times faster than @noble/ed25519 here); checked with @noble/ed25519 (reallySigned).
+    if (sign) v = { ...v, signature: nodeSign(null, signedBytes(v), (Buffer.from(v.signer).equals(KEY.publicKey) ? KEY : OTHER).privateKey) }
     const bytes = new Uint8Array(encodeEnvelope(v))
     const d = onlyDmError('decodeEnvelope', () => decodeEnvelope(bytes), ['ERR_DECODE', 'ERR_NAME_INVALID'])
     if (d === undefined) {
@@ -289,9 +290,15 @@ const tomlLine: fc.Arbitrary<string> = fc.oneof(
   fc.constant('# comment'),
   fc.constant('')
 )
+/**
+ * Up to 200 of any code points, lone surrogates included: what fc.string({ unit: 'binary' }) draws (a nat
+ * mapped onto the code points in order), without its set-up, which maps all 1.1 million code points back
+ * to their index (1.3-1.8 s of CPU per process, for shrinking).
+ */
+const anyCodePoints: fc.Arbitrary<string> = fc.array(fc.integer({ min: 0, max: 0x10ffff }), { maxLength: 200 }).map(cps => String.fromCodePoint(...cps))
 const tomlText: fc.Arbitrary<string> = fc.oneof(
   fc.array(tomlLine, { maxLength: 14 }).map(lines => lines.join('\n')),
-  fc.string({ maxLength: 200, unit: 'binary' }),
+  anyCodePoints,
   fc.uint8Array({ maxLength: 200 }).map(b => Buffer.from(b).toString('latin1'))
 )
 

@@ -181,9 +181,10 @@ test('100,000 names with a few differences reconcile in bounded rounds, fast', (
   assert.ok(performance.now() - started < 20_000)
 })
 
-test('a fresh node learns all of 100,000 names (no 40,000-name ceiling)', () => {
-  // 100,000 names towards a fresh initiator; the other direction with 20,000, to keep the test fast.
-  for (const [a, b] of [[[], fleet(100_000)], [fleet(20_000), []]]) {
+test('a fresh node learns all of 60,000 names (no 40,000-name ceiling)', () => {
+  // 60,000 names towards a fresh initiator, half as many again as the old ceiling (100,000 took 4 s of CPU for
+  // the same proof; the test above reconciles 100,000); the other direction with 20,000, to keep the test fast.
+  for (const [a, b] of [[[], fleet(60_000)], [fleet(20_000), []]]) {
     const o = exchange(a, b)
     assert.equal(o.wantsA.length + o.wantsB.length, Math.max(a.length, b.length))
     assertReconciled(a, b, o)

@@ -85,6 +85,17 @@ export interface StatusInfo {
   degree?: { inbound: number, outbound: number }
   /** This node's membership certificate on a private mesh; null on an open mesh. */
   certificate?: CertificateInfo | null
+  /** The config in force and the reloads (SIGHUP) since start. */
+  config?: ConfigInfo
+}
+
+export interface ConfigInfo {
+  /** When the config in force was read: at start, or by the last reload that took. */
+  loadedAtMs: number
+  /** Reloads that took since start. */
+  reloads: number
+  /** Why the last reload failed (whole, or its certificate part); null once one takes. */
+  lastReloadError: { code: string, reason: string, atMs: number } | null
 }
 
 export interface CertificateInfo {
@@ -94,12 +105,32 @@ export interface CertificateInfo {
   notAfterMs: number
 }
 
+/**
+ * Why a node is degraded, or will be: a stable code per reason and warning,
+ * for scripts and tests to match instead of the sentence. Codes may be added.
+ */
+export type HealthCode =
+  /** no peer connected while some member is known */
+  | 'NO_PEER_CONNECTED'
+  /** held files missing on disk, waiting to be fetched */
+  | 'FILES_MISSING'
+  /** this node's membership certificate has ended */
+  | 'CERT_EXPIRED'
+  /** this node's membership certificate has not started yet */
+  | 'CERT_NOT_YET_VALID'
+  /** a warning: this node's membership certificate ends within 14 days */
+  | 'CERT_EXPIRING'
+
 export interface Health {
   state: 'ok' | 'degraded'
   /** One sentence per reason, empty when ok. */
   reasons: string[]
+  /** The code of each reason, in the same order (absent from a daemon older than the field). */
+  reasonCodes?: HealthCode[]
   /** Not degraded yet, but will be (this node's certificate expires within 14 days); absent when none. */
   warnings?: string[]
+  /** The code of each warning, in the same order; present with `warnings`. */
+  warningCodes?: HealthCode[]
 }
 
 /** Error bodies carry the stable code; the CLI prints the reason. */

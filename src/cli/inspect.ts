@@ -125,6 +125,11 @@ function certificateLine (c: CertificateInfo): string {
   return `${c.name === '' ? '(no node name)' : c.name}, valid until ${new Date(c.notAfterMs).toISOString()} (${left})`
 }
 
+/** A sentence with its stable code, as error lines end: "… (CODE)". */
+function coded (sentence: string, code: string | undefined): string {
+  return code === undefined ? sentence : `${sentence} (${code})`
+}
+
 export const status: Command = {
   summary: 'show the daemon\'s peer id, uptime, peers, files, last sync and health',
   usage: 'dm status [--config PATH] [--json]',
@@ -140,15 +145,18 @@ export const status: Command = {
       process.stdout.write(table([
         ['peer id', s.peerId],
         ['network', s.network],
-        ['health', s.health === undefined ? 'unknown' : degraded ? `degraded: ${s.health.reasons.join('; ')}` : 'ok'],
+        ['health', s.health === undefined ? 'unknown' : degraded ? `degraded: ${s.health.reasons.map((r, i) => coded(r, s.health?.reasonCodes?.[i])).join('; ')}` : 'ok'],
         ...(s.certificate === undefined ? [] : [['certificate', s.certificate === null ? 'none (open mesh)' : certificateLine(s.certificate)]]),
         ['uptime', `${Math.round(s.uptimeMs / 1000)}s`],
         ['peers', `${s.peersConnected} connected, ${s.peersKnown} known`],
         ['files', String(s.files)],
         ['last sync', `${ago(s.lastSyncAtMs)} (${s.syncRounds} rounds)`],
-        ['listening', s.listen.join(' ')]
+        ['listening', s.listen.join(' ')],
+        ...(s.config === undefined ? [] : [['config', `read ${ago(s.config.loadedAtMs)} (${s.config.reloads} reload${s.config.reloads === 1 ? '' : 's'} since start)`]])
       ]))
-      for (const w of s.health?.warnings ?? []) warn(w)
+      for (const [i, w] of (s.health?.warnings ?? []).entries()) warn(coded(w, s.health?.warningCodes?.[i]))
+      const failed = s.config?.lastReloadError
+      if (failed != null) warn(coded(`the last config reload, ${ago(failed.atMs)}, failed: ${failed.reason.split('\n').join('; ')}`, failed.code))
     }
     return degraded ? EXIT.degraded : EXIT.ok
   }

@@ -54,6 +54,15 @@ export const commands: CommandTable = {
   completion
 }
 
+/**
+ * Every error line ends with its stable code, " (ERR_…)", for scripts and
+ * tests to match instead of the sentence. A code from the daemon's answer is
+ * shown only if it looks like one (it is another process's bytes).
+ */
+function codeSuffix (err: unknown): string {
+  return err instanceof DmError && /^ERR_[A-Z0-9_]{1,40}$/.test(err.code) ? ` (${err.code})` : ''
+}
+
 export async function main (argv: string[]): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(mainHelp(commands))
@@ -86,7 +95,8 @@ export async function main (argv: string[]): Promise<number> {
     return (await cmd.run(args)) ?? EXIT.ok
   } catch (err) {
     const msg = err instanceof ConfigError ? err.message : describeError(err)
-    for (const line of msg.split('\n')) process.stderr.write(`dm: ${line}\n`)
+    const code = codeSuffix(err)
+    for (const line of msg.split('\n')) process.stderr.write(`dm: ${line}${code}\n`)
     if (!(err instanceof DmError)) process.stderr.write('dm: (unexpected error; run with DM_DEBUG=1 for a stack trace)\n')
     if (process.env.DM_DEBUG === '1') console.error(err)
     return exitStatus(err)

@@ -26,6 +26,7 @@ import { noMetrics, startMetrics } from './metrics.js'
 import { loadPeers, savePeers } from './peers-file.js'
 import { versionInfo } from '../api/version-info.js'
 import { judgeHealth } from './health.js'
+import { createReloadRecord } from './reload-record.js'
 import { createHooks, type HookEvent, type HookKind } from './hooks.js'
 import { createNodeReporter } from './node-report.js'
 import { createFleet } from './fleet.js'
@@ -54,6 +55,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
   assertTuning(tuning)
   const log = await createLogger(config.logLevel, logFormat)
   const clock = systemClock
+  const reloads = createReloadRecord(clock.nowMs)
   const random = Math.random
   const policyFrom = (c: Config): PolicyConfig => ({ networkId: networkIdFrom(c.network.id), allowlist: c.files, namespaces: c.namespaces, networkKey: c.network.key, maxClockSkewMs: c.maxClockSkewMs })
   const stops: Array<() => unknown> = []
@@ -184,7 +186,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
         lastSyncAtMs: antiEntropy.stats.lastRoundAtMs ?? null,
         lastSyncDurationMs: antiEntropy.stats.lastRoundMs ?? null,
         health: health(),
-        certificate: ownCert === undefined ? null : { name: ownCert.cert.name, notBeforeMs: ownCert.cert.notBeforeMs, notAfterMs: ownCert.cert.notAfterMs }
+        certificate: ownCert === undefined ? null : { name: ownCert.cert.name, notBeforeMs: ownCert.cert.notBeforeMs, notAfterMs: ownCert.cert.notAfterMs },
+        config: reloads.info()
       })
     })
     stops.push(async () => await api.close())
@@ -199,9 +202,11 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
           next = loadConfig(configPath)
         } catch (err) {
           log.error({ err: describeError(err) }, 'config reload failed; keeping the running config')
+          reloads.failed(err)
           return
         }
         acceptor.setPolicy(policyFrom({ ...next, network: config.network }))
+        let certProblem: unknown
         if (admission !== undefined && config.network.key !== undefined) {
           // A renewed certificate, copied over the old file, is taken at once.
           try {
@@ -209,12 +214,14 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
             admission.setCertificate(ownCert.bytes)
           } catch (err) {
             log.error({ code: err instanceof DmError ? err.code : undefined, err: describeError(err) }, 'cannot reload this node\'s certificate; keeping the one loaded')
+            certProblem = err
           }
         }
         log.level = next.logLevel
         const later = changesNeedingRestart(config, next)
         if (later.length > 0) log.warn({ keys: later }, 'config reloaded; these changes take effect at the next restart')
         log.info({ files: next.files.size }, 'config reloaded')
+        reloads.took(certProblem)
       },
       async stop () {
         await stopAll()

@@ -1,4 +1,4 @@
-import type { Health } from '../api/wire.js'
+import type { Health, HealthCode } from '../api/wire.js'
 
 /** What the node's health is judged on; all cheap to read. */
 export interface HealthInputs {
@@ -25,22 +25,30 @@ export const CERT_WARNING_MS = 14 * 86_400_000
  * show this one judgement.
  */
 export function judgeHealth (h: HealthInputs): Health {
-  const reasons: string[] = []
+  const reasons: Finding[] = []
   if (h.peersConnected === 0 && h.peersExpected > 0) {
-    reasons.push(`no peer connected though ${h.peersExpected} ${h.peersExpected === 1 ? 'is' : 'are'} known${h.lastDialError !== undefined ? ` (last dial error: ${h.lastDialError})` : ''}`)
+    reasons.push(['NO_PEER_CONNECTED', `no peer connected though ${h.peersExpected} ${h.peersExpected === 1 ? 'is' : 'are'} known${h.lastDialError !== undefined ? ` (last dial error: ${h.lastDialError})` : ''}`])
   }
-  if (h.missing > 0) reasons.push(`${h.missing} held file${h.missing === 1 ? ' is' : 's are'} missing on disk and wait${h.missing === 1 ? 's' : ''} to be fetched`)
-  const warnings: string[] = []
+  if (h.missing > 0) reasons.push(['FILES_MISSING', `${h.missing} held file${h.missing === 1 ? ' is' : 's are'} missing on disk and wait${h.missing === 1 ? 's' : ''} to be fetched`])
+  const warnings: Finding[] = []
   if (h.certificate !== undefined) {
     const now = h.nowMs ?? Date.now()
     const { notBeforeMs, notAfterMs } = h.certificate
     const renew = 'renew it (dm network admit), then systemctl reload data-mesher'
-    if (now >= notAfterMs) reasons.push(`this node's membership certificate expired at ${iso(notAfterMs)}, so no peer admits it: ${renew}`)
-    else if (now < notBeforeMs) reasons.push(`this node's membership certificate is not valid until ${iso(notBeforeMs)}, so no peer admits it yet (is this clock right?)`)
-    else if (notAfterMs - now <= CERT_WARNING_MS) warnings.push(`this node's membership certificate expires at ${iso(notAfterMs)}, in ${Math.ceil((notAfterMs - now) / 86_400_000)} day(s): ${renew}`)
+    if (now >= notAfterMs) reasons.push(['CERT_EXPIRED', `this node's membership certificate expired at ${iso(notAfterMs)}, so no peer admits it: ${renew}`])
+    else if (now < notBeforeMs) reasons.push(['CERT_NOT_YET_VALID', `this node's membership certificate is not valid until ${iso(notBeforeMs)}, so no peer admits it yet (is this clock right?)`])
+    else if (notAfterMs - now <= CERT_WARNING_MS) warnings.push(['CERT_EXPIRING', `this node's membership certificate expires at ${iso(notAfterMs)}, in ${Math.ceil((notAfterMs - now) / 86_400_000)} day(s): ${renew}`])
   }
-  return { state: reasons.length === 0 ? 'ok' : 'degraded', reasons, ...(warnings.length > 0 ? { warnings } : {}) }
+  return {
+    state: reasons.length === 0 ? 'ok' : 'degraded',
+    reasons: reasons.map(([, sentence]) => sentence),
+    reasonCodes: reasons.map(([code]) => code),
+    ...(warnings.length > 0 ? { warnings: warnings.map(([, sentence]) => sentence), warningCodes: warnings.map(([code]) => code) } : {})
+  }
 }
+
+/** A reason or a warning: its stable code and its sentence. */
+type Finding = [HealthCode, string]
 
 function iso (ms: number): string {
   return new Date(ms).toISOString()

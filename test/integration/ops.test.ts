@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Cluster, TestNode, DM, ROOT, freePort, newSigningKey, runDm, type RunResult } from '../helpers/cluster.ts'
 import { waitFor } from '../helpers/wait.ts'
-import type { ErrorCode } from '../../src/errors.ts'
+import { assertOneLineError } from '../helpers/cli-error.ts'
 import type { StatusInfo } from '../../src/api/wire.ts'
 
 /*
@@ -100,20 +100,6 @@ async function answers (socket: string): Promise<boolean> {
     s.once('connect', () => { s.destroy(); resolve(true) })
     s.once('error', () => resolve(false))
   })
-}
-
-/**
- * The CLI's contract for a mistake: a non-zero exit and exactly one line on
- * stderr, "dm: … (ERR_…)", ending with the error's code and naming `names`
- * (the paths, keys and names concerned; never the sentence's words).
- */
-function oneLineError (r: { code: number | null, stderr: string }, exit: number, code: ErrorCode, ...names: string[]): void {
-  assert.equal(r.code, exit, `exit status (stderr: ${r.stderr})`)
-  const lines = r.stderr.trimEnd().split('\n')
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`)
-  assert.match(lines[0], /^dm: /)
-  assert.ok(lines[0].endsWith(` (${code})`), `code ${code}: ${lines[0]}`)
-  for (const n of names) assert.ok(lines[0].includes(n), `names ${n}: ${lines[0]}`)
 }
 
 /** The value of one sample of Prometheus text exposition, `labels` written as in the output. */
@@ -420,7 +406,7 @@ test('SIGHUP reloads [files] without a restart; a broken config keeps the runnin
   const late = path.join(c.root, 'late.txt')
   fs.writeFileSync(late, 'arrived late\n')
 
-  oneLineError(await runDm(['publish', late, '--key', c.key.path, '--config', node.configPath]), 1, 'ERR_NAME_NOT_ALLOWED', '"late.txt"')
+  assertOneLineError(await runDm(['publish', late, '--key', c.key.path, '--config', node.configPath]), 1, 'ERR_NAME_NOT_ALLOWED', '"late.txt"')
   const started = await reloads(node)
   assert.deepEqual({ ...started, loadedAtMs: 0 }, { loadedAtMs: 0, reloads: 0, lastReloadError: null })
   const content = Buffer.from('signed directly')
@@ -504,9 +490,9 @@ test('metrics: a non-loopback listen address set explicitly is allowed, with a w
   assert.equal(check.code, 0, check.stderr)
   assert.ok(check.stderr.includes('metrics.listen'), check.stderr)
   node.setOptions({ extra: '[metrics]\nlisten = "9464"' })
-  oneLineError(await runDm(['config', 'check', '--config', node.configPath]), 1, 'ERR_CONFIG', 'metrics.listen')
+  assertOneLineError(await runDm(['config', 'check', '--config', node.configPath]), 1, 'ERR_CONFIG', 'metrics.listen')
   // The daemon refuses the same file before it binds anything.
-  oneLineError(await runDm(['daemon', '--config', node.configPath]), 1, 'ERR_CONFIG', 'metrics.listen')
+  assertOneLineError(await runDm(['daemon', '--config', node.configPath]), 1, 'ERR_CONFIG', 'metrics.listen')
   node.setOptions({ extra: '[metrics]\nlisten = "127.0.0.1:9464"' })
   const ok = await runDm(['config', 'check', '--config', node.configPath])
   assert.equal(ok.code, 0, ok.stderr)
@@ -526,17 +512,17 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
   await t.test('a broken config: dm daemon and dm publish name the file and line', async () => {
     const broken = path.join(c.root, 'broken.toml')
     fs.writeFileSync(broken, 'state_dir = "state"\n[network\nid = "x"\n')
-    oneLineError(await runDm(['daemon', '--config', broken]), 1, 'ERR_CONFIG', 'broken.toml', 'line 2')
-    oneLineError(await publish(file, '--key', c.key.path, '--config', broken), 1, 'ERR_CONFIG', 'broken.toml', 'line 2')
-    oneLineError(await runDm(['config', 'check', '--config', broken]), 1, 'ERR_CONFIG', 'broken.toml', 'line 2')
+    assertOneLineError(await runDm(['daemon', '--config', broken]), 1, 'ERR_CONFIG', 'broken.toml', 'line 2')
+    assertOneLineError(await publish(file, '--key', c.key.path, '--config', broken), 1, 'ERR_CONFIG', 'broken.toml', 'line 2')
+    assertOneLineError(await runDm(['config', 'check', '--config', broken]), 1, 'ERR_CONFIG', 'broken.toml', 'line 2')
   })
 
   await t.test('a config file that does not exist', async () => {
-    oneLineError(await publish(file, '--key', c.key.path, '--config', path.join(c.root, 'nope.toml')), 1, 'ERR_CONFIG', 'nope.toml')
+    assertOneLineError(await publish(file, '--key', c.key.path, '--config', path.join(c.root, 'nope.toml')), 1, 'ERR_CONFIG', 'nope.toml')
   })
 
   await t.test('a missing key file', async () => {
-    oneLineError(await publish(file, '--key', path.join(c.root, 'missing.pem'), '--config', node.configPath), 1, 'ERR_KEY', 'missing.pem')
+    assertOneLineError(await publish(file, '--key', path.join(c.root, 'missing.pem'), '--config', node.configPath), 1, 'ERR_KEY', 'missing.pem')
   })
 
   await t.test('a key of the wrong type (RSA)', async () => {
@@ -549,7 +535,7 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
       fs.writeFileSync(rsa, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }))
     }
     fs.chmodSync(rsa, 0o600)
-    oneLineError(await publish(file, '--key', rsa, '--config', node.configPath), 1, 'ERR_KEY', 'rsa.pem')
+    assertOneLineError(await publish(file, '--key', rsa, '--config', node.configPath), 1, 'ERR_KEY', 'rsa.pem')
   })
 
   await t.test('a file over 10 MiB: refused before it is read; the daemon holds nothing new', async () => {
@@ -557,7 +543,7 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
     const big = path.join(c.root, 'big.bin')
     fs.writeFileSync(big, '')
     fs.truncateSync(big, 10 * 1024 * 1024 + 1)
-    oneLineError(await publish(big, '--name', 'hello.txt', '--key', c.key.path, '--config', node.configPath), 1, 'ERR_TOO_LARGE', 'big.bin')
+    assertOneLineError(await publish(big, '--name', 'hello.txt', '--key', c.key.path, '--config', node.configPath), 1, 'ERR_TOO_LARGE', 'big.bin')
     assert.deepEqual(await node.api<unknown[]>('/v1/versions'), before)
     assert.equal(node.file('hello.txt'), undefined)
   })
@@ -565,14 +551,14 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
   await t.test('a name not listed in [files]', async () => {
     const other = path.join(c.root, 'other.txt')
     fs.writeFileSync(other, 'x')
-    oneLineError(await publish(other, '--key', c.key.path, '--config', node.configPath), 1, 'ERR_NAME_NOT_ALLOWED', '"other.txt"', '[files]')
+    assertOneLineError(await publish(other, '--key', c.key.path, '--config', node.configPath), 1, 'ERR_NAME_NOT_ALLOWED', '"other.txt"', '[files]')
     assert.equal(node.file('other.txt'), undefined)
   })
 
   await t.test('no daemon running: exit 3', async () => {
     const idle = new TestNode('idle', 0, c.root, { files: { 'hello.txt': [c.key.base64] } })
-    oneLineError(await publish(file, '--key', c.key.path, '--config', idle.configPath), 3, 'ERR_DAEMON_UNREACHABLE', idle.socket)
-    oneLineError(await runDm(['status', '--config', idle.configPath]), 3, 'ERR_DAEMON_UNREACHABLE', idle.socket)
+    assertOneLineError(await publish(file, '--key', c.key.path, '--config', idle.configPath), 3, 'ERR_DAEMON_UNREACHABLE', idle.socket)
+    assertOneLineError(await runDm(['status', '--config', idle.configPath]), 3, 'ERR_DAEMON_UNREACHABLE', idle.socket)
   })
 
   await t.test('the API socket is created mode 0660', async () => {
@@ -588,7 +574,7 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
     const secondDaemon = new Proc(spawn(process.execPath, [DM, 'daemon', '--config', second.configPath], { stdio: ['ignore', 'pipe', 'pipe'] }))
     try {
       const { code } = await secondDaemon.waitExit('the refused second daemon', 20_000)
-      oneLineError({ code, stderr: secondDaemon.err }, 1, 'ERR_SOCKET_IN_USE', node.socket)
+      assertOneLineError({ code, stderr: secondDaemon.err }, 1, 'ERR_SOCKET_IN_USE', node.socket)
     } finally {
       secondDaemon.proc.kill('SIGKILL')
     }
@@ -600,7 +586,7 @@ test('bad local input: one clear line on stderr and a non-zero exit', async t =>
     await node.stop(true)
     assert.ok(fs.statSync(node.socket).isSocket(), 'SIGKILL leaves the socket file behind')
     assert.equal(await answers(node.socket), false)
-    oneLineError(await publish(file, '--key', c.key.path, '--config', node.configPath), 3, 'ERR_DAEMON_UNREACHABLE', node.socket)
+    assertOneLineError(await publish(file, '--key', c.key.path, '--config', node.configPath), 3, 'ERR_DAEMON_UNREACHABLE', node.socket)
     await node.start()
     const r = await publish(file, '--key', c.key.path, '--config', node.configPath)
     assert.equal(r.code, 0, r.stderr)

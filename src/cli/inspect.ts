@@ -133,7 +133,7 @@ function coded (sentence: string, code: string | undefined): string {
 export const status: Command = {
   summary: 'show the daemon\'s peer id, uptime, peers, files, last sync and health',
   usage: 'dm status [--config PATH] [--json]',
-  details: 'Exits 4 when the daemon reports itself degraded (for example no peer connected\nwhile bootstrap addresses are configured), after printing why.',
+  details: 'Exits 4 when the daemon reports itself degraded (for example no peer connected\nwhile bootstrap addresses are configured), after printing why, each reason with\nits code. Warns on stderr of a certificate near its end and of a failed config\nreload. --json prints the API\'s answer (docs/API.md).',
   options: { ...configOption, ...jsonOption },
   positionals: { min: 0, max: 0 },
   async run (args) {

@@ -143,9 +143,9 @@ export async function refusalLogged (n: TestNode, from: number, code: string, co
   await waitFor(`${n.name} logs ${code} ×${count}`, () => logLines(n, from).filter(l => l.code === code).length >= count, 10_000)
 }
 
-/** Waits for the daemon to report a dropped stream with this code (the `code` field of its log line, not its text). */
+/** Waits for the daemon to report a dropped stream with this code (its log line's `protocol` and `code` fields, not its text). */
 export async function streamFailureLogged (n: TestNode, from: number, code: string): Promise<void> {
-  await waitFor(`${n.name} reports a stream dropped with ${code}`, () => logLines(n, from).some(l => l.msg === 'stream failed' && l.code === code), 10_000)
+  await waitFor(`${n.name} reports a stream dropped with ${code}`, () => logLines(n, from).some(l => typeof l.protocol === 'string' && l.code === code), 10_000)
 }
 
 export function rssMiB (n: TestNode): number {

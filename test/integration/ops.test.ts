@@ -441,7 +441,7 @@ test('SIGHUP reloads [files] without a restart; a broken config keeps the runnin
   const shown = await runDm(['status', '--config', node.configPath])
   assert.equal(shown.code, 0, shown.stderr)
   assert.match(shown.stderr, /^dm: warning: .* \(ERR_CONFIG\)$/m)
-  assert.match(shown.stdout, /^config\s+read .*\b1 reload\b/m)
+  assert.match(shown.stdout, /^config\s+.*\(1 reload\b/m)
 })
 
 // ---------------------------------------------------------------- metrics

@@ -181,10 +181,19 @@ export class TestNode {
     await apiRequest(this.socket, 'POST', '/v1/versions', encodePublishBody(v, content))
   }
 
+  /** The daemon's JSON log lines since offset `from` of `log`: tests read their fields (code, name), not their text. */
+  logLines (from = 0): LogLine[] {
+    return this.log.slice(from).split('\n').flatMap(l => {
+      try { return [JSON.parse(l) as LogLine] } catch { return [] }
+    })
+  }
+
   async connectedPeers (): Promise<number> {
     return (await this.api<{ peersConnected: number }>('/v1/status')).peersConnected
   }
 }
+
+export type LogLine = Record<string, unknown> & { msg?: string, code?: string, err?: string }
 
 export class Cluster {
   readonly root: string

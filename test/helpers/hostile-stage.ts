@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { Cluster, type TestNode } from './cluster.ts'
+import { Cluster, type LogLine, type TestNode } from './cluster.ts'
 import { waitFor } from './wait.ts'
 import { HostilePeer, pushBody } from './hostile-peer.ts'
 import { LOCAL_PROFILE } from '../../src/config/tuning.ts'
@@ -130,12 +130,8 @@ export function assertUnchanged (before: Snapshot, after: Snapshot, changed: str
   assert.deepEqual(diff, [], 'the state directory changed')
 }
 
-export type LogLine = Record<string, unknown> & { msg?: string, code?: string, err?: string }
-
 export function logLines (n: TestNode, from = 0): LogLine[] {
-  return n.log.slice(from).split('\n').flatMap(l => {
-    try { return [JSON.parse(l) as LogLine] } catch { return [] }
-  })
+  return n.logLines(from)
 }
 
 /** Waits until the node logged a refusal with `code` since offset `from`. */

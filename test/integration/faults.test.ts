@@ -99,7 +99,7 @@ test('a full disk refuses the write, keeps the previous version, and the version
     try { fs.writeFileSync(filler, Buffer.alloc(3 * 1024 * 1024)) } catch {}
     const large = randomBytes(1024 * 1024)
     await src.submit(c.sign('big.bin', large, Date.now()), large)
-    await waitFor('the write failure is reported', () => full.log.includes('cannot store version'))
+    await waitFor('the write failure is reported', () => full.logLines().some(l => l.code === 'ERR_STORE_IO'))
     assert.deepEqual(full.file('big.bin'), small, 'the previous version is intact')
     assert.equal(fs.readdirSync(path.join(state, 'staging')).length, 0, 'no staged leftovers')
 
@@ -190,9 +190,11 @@ test('nodes whose clocks differ by less than the skew limit converge', { skip: L
   const readyAt = new Map<TestNode, number>()
   await Promise.all(c.nodes.map(async n => { await n.start(); readyAt.set(n, Date.now()) }))
   await Promise.all(c.nodes.map(async n => await waitFor(`${n.name} connected`, async () => (await n.connectedPeers()) > 0)))
-  // The skew is real: each daemon stamps its log lines with its own clock, a moment before it is seen ready
-  // (however late each one started on a busy machine).
-  const skewOf = (n: TestNode): number => Date.parse(JSON.parse(n.log.split('\n').find(l => l.includes('daemon ready')) as string).time) - (readyAt.get(n) as number)
+  // The skew is real: each daemon dates the reading of its config with its own clock, a moment before
+  // it is seen ready (however late each one started on a busy machine).
+  const loadedAt = new Map<TestNode, number>()
+  for (const n of c.nodes) loadedAt.set(n, (await n.api<{ config: { loadedAtMs: number } }>('/v1/status')).config.loadedAtMs)
+  const skewOf = (n: TestNode): number => (loadedAt.get(n) as number) - (readyAt.get(n) as number)
   assert.ok(skewOf(ahead) > 15_000 && skewOf(behind) < -15_000, `the daemons' clocks run ahead and behind (${skewOf(ahead)} ms, ${skewOf(behind)} ms)`)
   // Each publisher signs with its own node's clock.
   const fromBehind = Buffer.from('signed on the slow clock')

@@ -95,12 +95,20 @@ export interface Tuning {
   pruneGraceMs: number
   /**
    * Every this often (jittered), a node at its target dials one known member
-   * it is not connected to, as memberlist's push-pull with a random member:
-   * the graph keeps mixing, and two halves of a healed partition find each
-   * other within about this interval (the new connection starts a join round).
-   * Costs one dial and one reconciliation per node per interval.
+   * it is not connected to and then drops an old connection (rotation), as
+   * memberlist's push-pull with a random member: the graph keeps mixing, and
+   * two halves of a healed partition find each other within about
+   * 2 × this / N (the new connection starts a join round). Costs one dial and
+   * one reconciliation per node per interval.
    */
   rotateIntervalMs: number
+  /**
+   * Each rotation that finds the mesh unchanged doubles the interval up to
+   * this; a new member, or a connection lost below targetPeers, resets it.
+   * Higher makes a settled fleet cheaper at idle; a partition that loses no
+   * connection (none crossed it) then heals within about 2 × this / N.
+   */
+  rotateMaxIntervalMs: number
   /** Hard cap on open connections (inbound included), refused by libp2p above it: room for a burst of newcomers above highWaterPeers. */
   maxConnections: number
   /** How often the connection count is checked and topped up. */
@@ -165,6 +173,8 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   highWaterPeers: 16,
   pruneGraceMs: 10_000,
   rotateIntervalMs: 60_000,
+  // 8 minutes: with 100 nodes, still a rotation somewhere every 5 s.
+  rotateMaxIntervalMs: 480_000,
   // targetPeers × 8 + 32: a burst of newcomers joining through us before shedding catches up.
   maxConnections: 96,
   maintainIntervalMs: 1000,
@@ -198,6 +208,7 @@ export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
   redialMaxMs: 2000,
   pruneGraceMs: 2000,
   rotateIntervalMs: 5000,
+  rotateMaxIntervalMs: 40_000,
   savePeersIntervalMs: 5000,
   expirySweepMs: 250,
   nodeReportMinIntervalMs: 250,
@@ -220,6 +231,7 @@ export function tuningProblems (t: Tuning): string[] {
   need(t.maxConnections >= 2 * t.highWaterPeers, 'maxConnections must be at least twice highWaterPeers, or newcomers are refused before shedding makes room')
   need(t.pushFanout <= t.maxConnections, 'pushFanout above maxConnections can never be used')
   need(t.rotateIntervalMs > t.pruneGraceMs, 'rotateIntervalMs must exceed pruneGraceMs, or rotated connections are shed before they are used')
+  need(t.rotateMaxIntervalMs >= t.rotateIntervalMs, 'rotateMaxIntervalMs must be at least rotateIntervalMs')
   need(t.maxFetchesPerPeer <= t.maxParallelFetches, 'maxFetchesPerPeer must not exceed maxParallelFetches')
   need(t.maintainIntervalMs < t.pushPullIntervalMs, 'maintainIntervalMs must be below pushPullIntervalMs, or rounds find no peer after a drop')
   need(t.nodeReportMinIntervalMs < t.nodeReportRefreshMs, 'nodeReportMinIntervalMs must be below nodeReportRefreshMs, or reports cannot refresh in time')

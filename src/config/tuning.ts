@@ -16,12 +16,24 @@ export interface Tuning {
    * With interval T (docs/SIMULATION.md, "Recommended defaults"):
    *   wait of a node the push missed ≈ T / 2 (its own round, or one a peer starts with it)
    *   rounds per node               ≈ 2 per T (its own, and on average one a peer starts),
-   *                                   64 bytes each when in sync, whatever the index size
+   *                                   64 bytes each when in sync, whatever the index size;
+   *                                   fewer once nothing changes (pushPullMaxIntervalMs)
    * Joins reconcile at once on each new connection, whatever T, and with
    * pushFanout ≥ targetPeers − 1 the push misses no node of a connected mesh,
    * so a shorter T only pays off while pushes are being lost.
    */
   pushPullIntervalMs: number
+  /**
+   * Each of a node's rounds that finds nothing to fetch doubles its interval,
+   * up to this; a version accepted, or a round that finds one to fetch, brings
+   * it back to pushPullIntervalMs. After a publish, the nodes that got the push
+   * run rounds at the short interval, so a node the push missed waits about as
+   * long as before; an idle fleet runs a quarter of the rounds. A node that
+   * missed versions while nothing was published anywhere (rare: its own
+   * disconnect starts a join round when it is back) waits up to this.
+   * Follows pushPullIntervalMs when that is set in the TOML.
+   */
+  pushPullMaxIntervalMs: number
   /** Push-pull rounds started by new connections that may run at once; more catches up a rejoining node from several peers, at more CPU during a restart storm. */
   maxParallelJoinRounds: number
 
@@ -155,6 +167,7 @@ export interface Tuning {
 export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   // 30 s as upstream: a missed push is repaired within a minute.
   pushPullIntervalMs: 30_000,
+  pushPullMaxIntervalMs: 120_000,
   maxParallelJoinRounds: 2,
   // With targetPeers 8, every node is reached in about log(N)/log(7) hops: 3 at 100 nodes, 5 at 10,000.
   pushFanout: 8,
@@ -200,6 +213,7 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
 export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
   ...LAN_PROFILE,
   pushPullIntervalMs: 5000,
+  pushPullMaxIntervalMs: 20_000,
   transferGraceMs: 1000,
   frameTimeoutMs: 2000,
   dialTimeoutMs: 2000,
@@ -231,6 +245,7 @@ export function tuningProblems (t: Tuning): string[] {
   need(t.maxConnections >= 2 * t.highWaterPeers, 'maxConnections must be at least twice highWaterPeers, or newcomers are refused before shedding makes room')
   need(t.pushFanout <= t.maxConnections, 'pushFanout above maxConnections can never be used')
   need(t.rotateIntervalMs > t.pruneGraceMs, 'rotateIntervalMs must exceed pruneGraceMs, or rotated connections are shed before they are used')
+  need(t.pushPullMaxIntervalMs >= t.pushPullIntervalMs, 'pushPullMaxIntervalMs must be at least pushPullIntervalMs')
   need(t.rotateMaxIntervalMs >= t.rotateIntervalMs, 'rotateMaxIntervalMs must be at least rotateIntervalMs')
   need(t.maxFetchesPerPeer <= t.maxParallelFetches, 'maxFetchesPerPeer must not exceed maxParallelFetches')
   need(t.maintainIntervalMs < t.pushPullIntervalMs, 'maintainIntervalMs must be below pushPullIntervalMs, or rounds find no peer after a drop')
@@ -245,10 +260,11 @@ export function assertTuning (t: Tuning): void {
   if (problems.length > 0) throw new Error(`inconsistent tuning: ${problems.join('; ')}`)
 }
 
-/** The profile with the TOML overrides applied; maxConnections follows targetPeers unless the profile sets more. */
+/** The profile with the TOML overrides applied; maxConnections follows targetPeers unless the profile sets more, pushPullMaxIntervalMs follows pushPullIntervalMs. */
 export function tuningFor (profile: ProfileName, overrides: Partial<Pick<Tuning, 'pushPullIntervalMs' | 'pushFanout' | 'targetPeers'>>): Tuning {
   const base = PROFILES[profile]
   const t: Tuning = { ...base, ...overrides }
+  t.pushPullMaxIntervalMs = t.pushPullIntervalMs * base.pushPullMaxIntervalMs / base.pushPullIntervalMs
   t.highWaterPeers = Math.max(base.highWaterPeers, t.targetPeers * 2)
   t.maxConnections = Math.max(base.maxConnections, t.targetPeers * 8 + 32)
   t.maintainIntervalMs = Math.min(t.maintainIntervalMs, Math.floor(t.pushPullIntervalMs / 2))

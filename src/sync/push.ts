@@ -4,7 +4,7 @@ import { describeError } from '../errors.js'
 import { printable } from '../format/names.js'
 import { sameVersion, type SignedVersion } from '../format/version.js'
 import { MAX_INLINE_BYTES, MessageType, PROTOCOL_PUSH, decodeMessage, encodeMessage, expectType, type Message } from '../protocol/messages.js'
-import { sample } from '../util/clock.js'
+import { sample, type Clock } from '../util/clock.js'
 import type { Log } from '../util/log.js'
 import { LOCAL_SOURCE, type Acceptor } from './acceptor-api.js'
 import type { FetchService } from './fetch.js'
@@ -44,6 +44,7 @@ export interface PushComponents {
   acceptor: Acceptor
   fetch: FetchService
   random: () => number
+  clock: Clock
   log: Log
 }
 
@@ -53,21 +54,52 @@ interface Session {
   queue: PQueue
 }
 
-type PushTuning = Pick<Tuning, 'pushFanout' | 'maxQueuedPushesPerPeer'>
+type PushTuning = Pick<Tuning, 'pushFanout' | 'pushEagerFanout' | 'pushLaterMs' | 'maxQueuedPushesPerPeer'>
+
+/** Versions waiting for their second wave at once; beyond this, a version goes to all its peers at once. */
+const MAX_WAITING_VERSIONS = 256
 
 export function createPushService (components: PushComponents, tuning: PushTuning): PushService {
-  const { transport, acceptor, fetch, random, log } = components
+  const { transport, acceptor, fetch, random, clock, log } = components
   const sessions = new Map<string, Session>()
   /** Inline pushes being ingested, by signature; at most one per push stream. */
   const ingesting = new Map<string, SignedVersion>()
   const signatureKey = (v: SignedVersion): string => Buffer.from(v.signature.buffer, v.signature.byteOffset, v.signature.byteLength).toString('base64')
   const early = (v: SignedVersion, source: string): boolean => v.size <= MAX_INLINE_BYTES && source !== LOCAL_SOURCE
 
+  /**
+   * Versions in their second wave's wait, by signature: the peers that sent a
+   * copy meanwhile, which hold it already.
+   */
+  const holders = new Map<string, Set<string>>()
+  const cancelWaits = new Set<() => void>()
+
+  /**
+   * Sends a version to `pushFanout` peers in two waves. A version received
+   * from a peer goes at once to `pushEagerFanout` of them, and `pushLaterMs`
+   * later to the rest, except those that pushed a copy here meanwhile: in a
+   * flood every link would carry the version both ways, and this way most
+   * carry it once. Every chosen peer still gets it or is known to hold it, so
+   * the flood misses no node it missed before. A local publish goes to all at
+   * once: no other node holds it yet.
+   */
   function broadcast (v: SignedVersion, content: Uint8Array, source: string): void {
     const targets = sample(transport.connectedPeers().filter(p => p !== source), tuning.pushFanout, random)
     if (targets.length === 0) return
     const frame = encodeMessage({ type: MessageType.Push, version: v, content: v.size <= MAX_INLINE_BYTES ? content : undefined })
-    for (const peer of targets) enqueue(peer, frame)
+    const key = signatureKey(v)
+    const atOnce = source === LOCAL_SOURCE || holders.has(key) || holders.size >= MAX_WAITING_VERSIONS ? targets.length : tuning.pushEagerFanout
+    for (const peer of targets.slice(0, atOnce)) enqueue(peer, frame)
+    const later = targets.slice(atOnce)
+    if (later.length === 0) return
+    const held = new Set<string>()
+    holders.set(key, held)
+    const cancel = clock.after(tuning.pushLaterMs, () => {
+      cancelWaits.delete(cancel)
+      holders.delete(key)
+      for (const peer of later) if (!held.has(peer)) enqueue(peer, frame)
+    })
+    cancelWaits.add(cancel)
   }
 
   function session (peer: string): Session {
@@ -127,6 +159,7 @@ export function createPushService (components: PushComponents, tuning: PushTunin
   async function received (m: Extract<Message, { type: MessageType.Push }>, peer: string): Promise<void> {
     const v = m.version
     const key = signatureKey(v)
+    holders.get(key)?.add(peer)
     if (isCopy(v, key)) {
       acceptor.refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is already held or being stored`, retryable: false }, peer)
       return
@@ -155,6 +188,9 @@ export function createPushService (components: PushComponents, tuning: PushTunin
       await transport.handle(PROTOCOL_PUSH, guarded(log, 'push', receive))
     },
     async stop () {
+      for (const cancel of cancelWaits) cancel()
+      cancelWaits.clear()
+      holders.clear()
       await Promise.allSettled([...sessions].map(async ([peer, s]) => {
         await s.queue.onIdle()
         if (sessions.get(peer) === s) sessions.delete(peer)

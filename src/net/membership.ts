@@ -183,6 +183,8 @@ export function createMembership (init: MembershipInit): Membership {
 
   /** Sheds connections above the high-water mark, so a bootstrap node keeps room for newcomers. */
   function prune (): void {
+    // Runs every maintainIntervalMs: most of the time there are not even that many connections.
+    if (node.getConnections().length <= tuning.highWaterPeers) return
     const excess = connectionsByPeer().size - tuning.highWaterPeers
     if (excess > 0) shed(excess, 'shedding a connection above the high-water mark')
   }
@@ -221,7 +223,7 @@ export function createMembership (init: MembershipInit): Membership {
     prune()
     const now = clock.nowMs()
     const missing = tuning.targetPeers - connected.size
-    if (dials.size + dials.pending > 0) return
+    if (dials.size + dials.pending > 0 || (missing <= 0 && now < nextRotateMs)) return
     const candidates = [...known.values()].filter(m => !connected.has(m.id) && m.addrs.length > 0 && m.nextDialAtMs <= now)
     if (missing > 0) {
       for (const m of sample(candidates, missing, random)) void dials.add(async () => await dial(m))

@@ -60,7 +60,12 @@ export interface Tuning {
    * fewer copies; the nodes the first waves miss wait pushLaterMs more per hop.
    */
   pushEagerFanout: number
-  /** The wait before the second wave: longer than a hop takes, so copies can arrive meanwhile. */
+  /**
+   * The least wait before the second wave; it waits about two hops' time as
+   * measured (the time from a version's first copy to its second), up to 20
+   * times this. Longer catches more copies; the nodes only the second wave
+   * reaches get the version that much later.
+   */
   pushLaterMs: number
   /** Pushes waiting for one peer; beyond this new pushes to it are dropped and anti-entropy repairs. Bounds memory to this × 80 KiB per peer. */
   maxQueuedPushesPerPeer: number
@@ -184,8 +189,8 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   pushFanout: 8,
   // Three of 8 at once: a link carries a version about 1.14 times, against 2 in a flood.
   pushEagerFanout: 3,
-  // Several hops' time on a LAN (a hop is a few ms): most copies arrive before the second wave.
-  pushLaterMs: 50,
+  // Several hops' time on a LAN (a hop is a few ms); on a busy machine the measured hop time sets it.
+  pushLaterMs: 20,
   maxQueuedPushesPerPeer: 256,
   maxParallelFetches: 4,
   maxParallelCommits: 64,

@@ -68,20 +68,27 @@ export function createPushService (components: PushComponents, tuning: PushTunin
   const early = (v: SignedVersion, source: string): boolean => v.size <= MAX_INLINE_BYTES && source !== LOCAL_SOURCE
 
   /**
-   * Versions in their second wave's wait, by signature: the peers that sent a
-   * copy meanwhile, which hold it already.
+   * Versions in their second wave's wait, by signature: when this node got it,
+   * and the peers that sent a copy since, which hold it already.
    */
-  const holders = new Map<string, Set<string>>()
+  const holders = new Map<string, { sinceMs: number, peers: Set<string> }>()
   const cancelWaits = new Set<() => void>()
+  /**
+   * The time from a version's first copy to its second, averaged: how long a
+   * hop takes here and now (well under a millisecond on an idle LAN, hundreds
+   * on a machine that runs 100 daemons). The second wave waits twice that.
+   */
+  let hopMs = tuning.pushLaterMs
 
   /**
    * Sends a version to `pushFanout` peers in two waves. A version received
-   * from a peer goes at once to `pushEagerFanout` of them, and `pushLaterMs`
-   * later to the rest, except those that pushed a copy here meanwhile: in a
-   * flood every link would carry the version both ways, and this way most
-   * carry it once. Every chosen peer still gets it or is known to hold it, so
-   * the flood misses no node it missed before. A local publish goes to all at
-   * once: no other node holds it yet.
+   * from a peer goes at once to `pushEagerFanout` of them, and about two hops'
+   * time later (at least pushLaterMs, at most 20 times it) to the rest,
+   * except those that pushed a copy here meanwhile: in a flood every link
+   * would carry the version both ways, and this way most carry it once.
+   * Every chosen peer still gets it or is known to hold it, so the flood
+   * misses no node it missed before. A local publish goes to all at once: no
+   * other node holds it yet.
    */
   function broadcast (v: SignedVersion, content: Uint8Array, source: string): void {
     const targets = sample(transport.connectedPeers().filter(p => p !== source), tuning.pushFanout, random)
@@ -92,14 +99,30 @@ export function createPushService (components: PushComponents, tuning: PushTunin
     for (const peer of targets.slice(0, atOnce)) enqueue(peer, frame)
     const later = targets.slice(atOnce)
     if (later.length === 0) return
-    const held = new Set<string>()
-    holders.set(key, held)
-    const cancel = clock.after(tuning.pushLaterMs, () => {
+    const wait = { sinceMs: clock.nowMs(), peers: new Set<string>() }
+    holders.set(key, wait)
+    const waitMs = Math.min(Math.max(2 * hopMs, tuning.pushLaterMs), 20 * tuning.pushLaterMs)
+    // Jittered, 0.5-1.5 times: of two neighbours waiting to send each other the version, the first to send is heard first.
+    const cancel = clock.after(waitMs * (0.5 + random()), () => {
+      // One more turn of the event loop: on a busy machine the copies that came meanwhile may still be
+      // unread (timers run before socket reads), and they name peers that need no push.
       cancelWaits.delete(cancel)
-      holders.delete(key)
-      for (const peer of later) if (!held.has(peer)) enqueue(peer, frame)
+      const next = clock.after(0, () => {
+        cancelWaits.delete(next)
+        holders.delete(key)
+        for (const peer of later) if (!wait.peers.has(peer)) enqueue(peer, frame)
+      })
+      cancelWaits.add(next)
     })
     cancelWaits.add(cancel)
+  }
+
+  /** Notes that `peer` sent a copy of a version in its second wave's wait. */
+  function heldBy (key: string, peer: string): void {
+    const wait = holders.get(key)
+    if (wait === undefined) return
+    if (wait.peers.size === 0) hopMs = 0.8 * hopMs + 0.2 * (clock.nowMs() - wait.sinceMs)
+    wait.peers.add(peer)
   }
 
   function session (peer: string): Session {
@@ -159,7 +182,7 @@ export function createPushService (components: PushComponents, tuning: PushTunin
   async function received (m: Extract<Message, { type: MessageType.Push }>, peer: string): Promise<void> {
     const v = m.version
     const key = signatureKey(v)
-    holders.get(key)?.add(peer)
+    heldBy(key, peer)
     if (isCopy(v, key)) {
       acceptor.refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is already held or being stored`, retryable: false }, peer)
       return

@@ -37,7 +37,7 @@ class ManualClock implements Clock {
     return () => { this.timers = this.timers.filter(f => f !== fn) }
   }
 
-  runAll (): void { for (const fn of this.timers.splice(0)) fn() }
+  runAll (): void { while (this.timers.length > 0) for (const fn of this.timers.splice(0)) fn() }
 }
 
 test('the second wave skips the peers that sent a copy meanwhile', async () => {

@@ -8,6 +8,7 @@ import type { PeerExchange } from '../sync/transport.js'
 import { sample, systemClock, type Clock } from '../util/clock.js'
 import { silentLog, type Log } from '../util/log.js'
 import type { MeshNode } from './node.js'
+import { connectionsByPeer, peersToShed } from './shedding.js'
 
 /*
  * Membership: who we know, who we are connected to, and keeping enough
@@ -57,7 +58,7 @@ export interface MembershipInit {
 export interface Membership extends PeerExchange {
   /** Marks `peer` as having exchanged something useful (a sync round, a version): shed last. Must not block. */
   heard: (peer: string) => void
-  /** Connected peers by who dialled (a peer with several connections counts once). */
+  /** Connected peers by who dialled (a peer with several connections counts once, as inbound only if all of them are). */
   degree: () => { inbound: number, outbound: number }
   start: () => void
   stop: () => void
@@ -149,29 +150,10 @@ export function createMembership (init: MembershipInit): Membership {
   /** Peers that exchanged something useful with us (a sync round, a version), and when. */
   const useful = new Map<string, number>()
 
-  /** Connected peers, one entry each: whether every connection to it is inbound, and when the first opened. */
-  function connectionsByPeer (): Map<string, { inbound: boolean, openedMs: number }> {
-    const byPeer = new Map<string, { inbound: boolean, openedMs: number }>()
-    for (const c of node.getConnections()) {
-      const id = c.remotePeer.toString()
-      const prev = byPeer.get(id)
-      const openedMs = Math.min(prev?.openedMs ?? Infinity, c.timeline.open)
-      byPeer.set(id, { inbound: (prev?.inbound ?? true) && c.direction === 'inbound', openedMs })
-    }
-    return byPeer
-  }
-
-  /**
-   * Hangs up on `count` peers, never one younger than the grace period nor
-   * `keep`: first those that never exchanged anything useful (a flood of
-   * strangers goes first), then inbound ones, at random within each group.
-   */
+  /** Hangs up on up to `count` peers, chosen as src/net/shedding.ts says. */
   function shed (count: number, why: string, keep?: string): void {
-    if (count <= 0) return
-    const now = clock.nowMs()
-    const old = [...connectionsByPeer()].filter(([id, c]) => id !== keep && now - c.openedMs >= tuning.pruneGraceMs)
-    const rank = ([id, c]: [string, { inbound: boolean }]): number => (useful.has(id) ? 2 : 0) + (c.inbound ? 0 : 1)
-    for (const [id] of sample(old, old.length, random).sort((a, b) => rank(a) - rank(b)).slice(0, count)) {
+    const ids = peersToShed(node.getConnections(), { count, nowMs: clock.nowMs(), graceMs: tuning.pruneGraceMs, useful, keep, random })
+    for (const id of ids) {
       log.debug({ peer: id, useful: useful.has(id) }, why)
       shedding.add(id)
       void node.hangUp(peerIdFromString(id)).catch(() => {})
@@ -185,7 +167,7 @@ export function createMembership (init: MembershipInit): Membership {
   function prune (): void {
     // Runs every maintainIntervalMs: most of the time there are not even that many connections.
     if (node.getConnections().length <= tuning.highWaterPeers) return
-    const excess = connectionsByPeer().size - tuning.highWaterPeers
+    const excess = connectionsByPeer(node.getConnections()).size - tuning.highWaterPeers
     if (excess > 0) shed(excess, 'shedding a connection above the high-water mark')
   }
 
@@ -290,17 +272,9 @@ export function createMembership (init: MembershipInit): Membership {
     onJoin (listener) { joinListeners.push(listener) },
     heard (peer) { if (connected.has(peer)) useful.set(peer, clock.nowMs()) },
     degree () {
-      let inbound = 0
-      let outbound = 0
-      const seen = new Set<string>()
-      for (const c of node.getConnections()) {
-        const id = c.remotePeer.toString()
-        if (seen.has(id)) continue
-        seen.add(id)
-        if (c.direction === 'inbound') inbound++
-        else outbound++
-      }
-      return { inbound, outbound }
+      const byPeer = connectionsByPeer(node.getConnections())
+      const inbound = [...byPeer.values()].filter(c => c.inbound).length
+      return { inbound, outbound: byPeer.size - inbound }
     },
     wantsIntroductions: () => known.size < tuning.targetPeers * 2,
     members () {

@@ -117,7 +117,11 @@ export function createPushService (components: PushComponents, tuning: PushTunin
     cancelWaits.add(cancel)
   }
 
-  /** Notes that `peer` sent a copy of a version in its second wave's wait. */
+  /**
+   * Notes that `peer` sent a copy of a version in its second wave's wait. A
+   * hostile peer can only spare itself a push, or stretch this node's wait
+   * up to its bound by sending copies late.
+   */
   function heldBy (key: string, peer: string): void {
     const wait = holders.get(key)
     if (wait === undefined) return
@@ -182,8 +186,9 @@ export function createPushService (components: PushComponents, tuning: PushTunin
   async function received (m: Extract<Message, { type: MessageType.Push }>, peer: string): Promise<void> {
     const v = m.version
     const key = signatureKey(v)
-    heldBy(key, peer)
     if (isCopy(v, key)) {
+      // A true copy (every signed byte the same): its sender holds the version.
+      heldBy(key, peer)
       acceptor.refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is already held or being stored`, retryable: false }, peer)
       return
     }

@@ -281,11 +281,12 @@ export function assertTuning (t: Tuning): void {
   if (problems.length > 0) throw new Error(`inconsistent tuning: ${problems.join('; ')}`)
 }
 
-/** The profile with the TOML overrides applied; maxConnections follows targetPeers unless the profile sets more, pushPullMaxIntervalMs follows pushPullIntervalMs. */
+/** The profile with the TOML overrides applied; maxConnections follows targetPeers unless the profile sets more, pushPullMaxIntervalMs follows pushPullIntervalMs, pushEagerFanout stays within pushFanout. */
 export function tuningFor (profile: ProfileName, overrides: Partial<Pick<Tuning, 'pushPullIntervalMs' | 'pushFanout' | 'targetPeers'>>): Tuning {
   const base = PROFILES[profile]
   const t: Tuning = { ...base, ...overrides }
   t.pushPullMaxIntervalMs = t.pushPullIntervalMs * base.pushPullMaxIntervalMs / base.pushPullIntervalMs
+  t.pushEagerFanout = Math.min(t.pushEagerFanout, t.pushFanout)
   t.highWaterPeers = Math.max(base.highWaterPeers, t.targetPeers * 2)
   t.maxConnections = Math.max(base.maxConnections, t.targetPeers * 8 + 32)
   t.maintainIntervalMs = Math.min(t.maintainIntervalMs, Math.floor(t.pushPullIntervalMs / 2))

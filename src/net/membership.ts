@@ -175,7 +175,7 @@ export function createMembership (init: MembershipInit): Membership {
    * Rotation: at its target, a node now and then dials a member it is not
    * connected to and, once connected, drops one old connection, so the graph
    * keeps mixing and two halves of a healed partition find each other, while
-   * the degree stays at the target (adding and shedding later kept every node
+   * the degree stays at the target or one above (adding and shedding later kept every node
    * near the high-water mark, and each connection costs keep-alives and a
    * share of every publish). Each rotation with nothing new doubles the
    * interval, up to rotateMaxIntervalMs: a settled mesh rotates rarely. A new
@@ -195,8 +195,9 @@ export function createMembership (init: MembershipInit): Membership {
     if (m === undefined) return
     void dials.add(async () => {
       if (!await dial(m)) return
-      // One old connection for the new one; a node above its target drops a second, drifting back to it.
-      shed(Math.min(2, connected.size - tuning.targetPeers), 'rotation: dropping an old connection for a new one', m.id)
+      // One old connection for the new one, above one more than the target (a fleet of target + 2 nodes
+      // stays fully connected and stops rotating); a node further above drops a second, drifting back.
+      shed(Math.min(2, connected.size - tuning.targetPeers - 1), 'rotation: dropping an old connection for a new one', m.id)
       rotateEveryMs = Math.min(rotateEveryMs * 2, tuning.rotateMaxIntervalMs)
     })
   }

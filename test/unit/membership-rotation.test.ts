@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/wait.ts'
 
 /*
  * Rotation, on a fake libp2p node and a fake clock: a node at its target
- * swaps one connection for a new one (its degree stays at the target), and
+ * swaps one connection for a new one (its degree stays at the target + 1), and
  * rotates less often while nothing changes, until a new member shows up.
  */
 
@@ -87,21 +87,26 @@ async function stage (members: number): Promise<{ node: FakeNode, membership: Me
   return { node, membership, clock, peers, pass }
 }
 
-test('rotation swaps a connection for a new one: the degree stays at targetPeers', async () => {
+test('rotation swaps a connection for a new one: the degree stays at targetPeers + 1', async () => {
   const { node, membership, clock, pass } = await stage(12)
   membership.start()
   try {
     await waitFor('the target reached', () => node.conns.length === TARGET, 5000, 1)
-    const before = new Set(node.conns.map(c => c.remotePeer.toString()))
-    const dialsBefore = node.dials.length
-    for (let i = 0; i < 40 && node.dials.length === dialsBefore; i++) {
-      clock.now += ROTATE_MS / 4
+    const rotations = async (n: number): Promise<void> => {
+      const goal = node.dials.length + n
+      for (let i = 0; i < 400 && node.dials.length < goal; i++) {
+        clock.now += ROTATE_MS / 4
+        await pass()
+      }
+      assert.equal(node.dials.length, goal, `${n} rotation dial(s)`)
       await pass()
     }
-    assert.equal(node.dials.length, dialsBefore + 1, 'one rotation dial')
-    await pass()
+    await rotations(1)
+    assert.equal(node.conns.length, TARGET + 1, 'the first rotation at the target adds one')
+    const before = new Set(node.conns.map(c => c.remotePeer.toString()))
+    await rotations(1)
     const after = new Set(node.conns.map(c => c.remotePeer.toString()))
-    assert.equal(after.size, TARGET, 'one old connection dropped for the new one')
+    assert.equal(after.size, TARGET + 1, 'one old connection dropped for the new one')
     assert.ok(after.has(node.dials.at(-1) as string), 'the new connection is kept')
     assert.equal([...before].filter(p => !after.has(p)).length, 1, 'exactly one old connection dropped')
   } finally {

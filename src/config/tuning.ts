@@ -43,7 +43,8 @@ export interface Tuning {
    * N nodes (docs/SIMULATION.md, "Recommended defaults"):
    *   nodes the flood misses ≈ N · (1 − f/(d − 1))^d per publish, each waiting
    *                            ≈ pushPullIntervalMs / 2; none once f ≥ d − 1
-   *   copies per node        ≈ min(f, d − 1), one of them news; CPU ≈ that × 3.5 ms per
+   *   copies per node        ≈ min(f, d − 1) in a flood, one of them news (fewer with two
+   *                            waves, pushEagerFanout, where hops are fast); CPU ≈ that × 3.5 ms per
    *                            publish on open streams, plus 7.4 ms once per push stream
    *                            per connection (calibrated)
    *   hops                   ≈ log N / log(min(f, d) − 1)

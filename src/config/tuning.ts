@@ -16,12 +16,24 @@ export interface Tuning {
    * With interval T (docs/SIMULATION.md, "Recommended defaults"):
    *   wait of a node the push missed ≈ T / 2 (its own round, or one a peer starts with it)
    *   rounds per node               ≈ 2 per T (its own, and on average one a peer starts),
-   *                                   64 bytes each when in sync, whatever the index size
+   *                                   64 bytes each when in sync, whatever the index size;
+   *                                   fewer once nothing changes (pushPullMaxIntervalMs)
    * Joins reconcile at once on each new connection, whatever T, and with
    * pushFanout ≥ targetPeers − 1 the push misses no node of a connected mesh,
    * so a shorter T only pays off while pushes are being lost.
    */
   pushPullIntervalMs: number
+  /**
+   * Each of a node's rounds that finds nothing to fetch doubles its interval,
+   * up to this; a version accepted, or a round that finds one to fetch, brings
+   * it back to pushPullIntervalMs. After a publish, the nodes that got the push
+   * run rounds at the short interval, so a node the push missed waits about as
+   * long as before; an idle fleet runs a quarter of the rounds. A node that
+   * missed versions while nothing was published anywhere (rare: its own
+   * disconnect starts a join round when it is back) waits up to this.
+   * Follows pushPullIntervalMs when that is set in the TOML.
+   */
+  pushPullMaxIntervalMs: number
   /** Push-pull rounds started by new connections that may run at once; more catches up a rejoining node from several peers, at more CPU during a restart storm. */
   maxParallelJoinRounds: number
 
@@ -31,7 +43,8 @@ export interface Tuning {
    * N nodes (docs/SIMULATION.md, "Recommended defaults"):
    *   nodes the flood misses ≈ N · (1 − f/(d − 1))^d per publish, each waiting
    *                            ≈ pushPullIntervalMs / 2; none once f ≥ d − 1
-   *   copies per node        ≈ min(f, d − 1), one of them news; CPU ≈ that × 3.5 ms per
+   *   copies per node        ≈ min(f, d − 1) in a flood, one of them news (fewer with two
+   *                            waves, pushEagerFanout, where hops are fast); CPU ≈ that × 3.5 ms per
    *                            publish on open streams, plus 7.4 ms once per push stream
    *                            per connection (calibrated)
    *   hops                   ≈ log N / log(min(f, d) − 1)
@@ -39,6 +52,22 @@ export interface Tuning {
    * publish, f = 6 one node in three publishes, f = 8 none. Keep it ≥ targetPeers.
    */
   pushFanout: number
+  /**
+   * Of those, the peers a version received from a peer goes to at once; the
+   * rest get it pushLaterMs later unless they sent a copy meanwhile (they hold
+   * it). A flood sends each version over every link both ways; with e of d
+   * peers at once, a link carries it about 1 + (e/d)² times instead of 2, so
+   * each node receives and sends about that many copies per link. Lower sends
+   * fewer copies; the nodes the first waves miss wait pushLaterMs more per hop.
+   */
+  pushEagerFanout: number
+  /**
+   * The least wait before the second wave; it waits about two hops' time as
+   * measured (the time from a version's first copy to its second), up to 20
+   * times this. Longer catches more copies; the nodes only the second wave
+   * reaches get the version that much later.
+   */
+  pushLaterMs: number
   /** Pushes waiting for one peer; beyond this new pushes to it are dropped and anti-entropy repairs. Bounds memory to this × 80 KiB per peer. */
   maxQueuedPushesPerPeer: number
 
@@ -95,12 +124,20 @@ export interface Tuning {
   pruneGraceMs: number
   /**
    * Every this often (jittered), a node at its target dials one known member
-   * it is not connected to, as memberlist's push-pull with a random member:
-   * the graph keeps mixing, and two halves of a healed partition find each
-   * other within about this interval (the new connection starts a join round).
-   * Costs one dial and one reconciliation per node per interval.
+   * it is not connected to and then drops an old connection (rotation), as
+   * memberlist's push-pull with a random member: the graph keeps mixing, and
+   * two halves of a healed partition find each other within about
+   * 2 × this / N (the new connection starts a join round). Costs one dial and
+   * one reconciliation per node per interval.
    */
   rotateIntervalMs: number
+  /**
+   * Each rotation that finds the mesh unchanged doubles the interval up to
+   * this; a new member, or a connection lost below targetPeers, resets it.
+   * Higher makes a settled fleet cheaper at idle; a partition that loses no
+   * connection (none crossed it) then heals within about 2 × this / N.
+   */
+  rotateMaxIntervalMs: number
   /** Hard cap on open connections (inbound included), refused by libp2p above it: room for a burst of newcomers above highWaterPeers. */
   maxConnections: number
   /** How often the connection count is checked and topped up. */
@@ -147,9 +184,14 @@ export interface Tuning {
 export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   // 30 s as upstream: a missed push is repaired within a minute.
   pushPullIntervalMs: 30_000,
+  pushPullMaxIntervalMs: 120_000,
   maxParallelJoinRounds: 2,
   // With targetPeers 8, every node is reached in about log(N)/log(7) hops: 3 at 100 nodes, 5 at 10,000.
   pushFanout: 8,
+  // Three of 8 at once: a link carries a version about 1.14 times, against 2 in a flood.
+  pushEagerFanout: 3,
+  // Several hops' time on a LAN (a hop is a few ms); on a busy machine the measured hop time sets it.
+  pushLaterMs: 20,
   maxQueuedPushesPerPeer: 256,
   maxParallelFetches: 4,
   maxParallelCommits: 64,
@@ -165,6 +207,8 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
   highWaterPeers: 16,
   pruneGraceMs: 10_000,
   rotateIntervalMs: 60_000,
+  // 8 minutes: with 100 nodes, still a rotation somewhere every 5 s.
+  rotateMaxIntervalMs: 480_000,
   // targetPeers × 8 + 32: a burst of newcomers joining through us before shedding catches up.
   maxConnections: 96,
   maintainIntervalMs: 1000,
@@ -190,6 +234,7 @@ export const LAN_PROFILE: Readonly<Tuning> = Object.freeze({
 export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
   ...LAN_PROFILE,
   pushPullIntervalMs: 5000,
+  pushPullMaxIntervalMs: 20_000,
   transferGraceMs: 1000,
   frameTimeoutMs: 2000,
   dialTimeoutMs: 2000,
@@ -198,6 +243,7 @@ export const LOCAL_PROFILE: Readonly<Tuning> = Object.freeze({
   redialMaxMs: 2000,
   pruneGraceMs: 2000,
   rotateIntervalMs: 5000,
+  rotateMaxIntervalMs: 40_000,
   savePeersIntervalMs: 5000,
   expirySweepMs: 250,
   nodeReportMinIntervalMs: 250,
@@ -219,7 +265,10 @@ export function tuningProblems (t: Tuning): string[] {
   need(t.highWaterPeers >= t.targetPeers, 'highWaterPeers must be at least targetPeers, or the node sheds the connections it just made')
   need(t.maxConnections >= 2 * t.highWaterPeers, 'maxConnections must be at least twice highWaterPeers, or newcomers are refused before shedding makes room')
   need(t.pushFanout <= t.maxConnections, 'pushFanout above maxConnections can never be used')
+  need(t.pushEagerFanout <= t.pushFanout, 'pushEagerFanout must not exceed pushFanout')
   need(t.rotateIntervalMs > t.pruneGraceMs, 'rotateIntervalMs must exceed pruneGraceMs, or rotated connections are shed before they are used')
+  need(t.pushPullMaxIntervalMs >= t.pushPullIntervalMs, 'pushPullMaxIntervalMs must be at least pushPullIntervalMs')
+  need(t.rotateMaxIntervalMs >= t.rotateIntervalMs, 'rotateMaxIntervalMs must be at least rotateIntervalMs')
   need(t.maxFetchesPerPeer <= t.maxParallelFetches, 'maxFetchesPerPeer must not exceed maxParallelFetches')
   need(t.maintainIntervalMs < t.pushPullIntervalMs, 'maintainIntervalMs must be below pushPullIntervalMs, or rounds find no peer after a drop')
   need(t.nodeReportMinIntervalMs < t.nodeReportRefreshMs, 'nodeReportMinIntervalMs must be below nodeReportRefreshMs, or reports cannot refresh in time')
@@ -233,10 +282,12 @@ export function assertTuning (t: Tuning): void {
   if (problems.length > 0) throw new Error(`inconsistent tuning: ${problems.join('; ')}`)
 }
 
-/** The profile with the TOML overrides applied; maxConnections follows targetPeers unless the profile sets more. */
+/** The profile with the TOML overrides applied; maxConnections follows targetPeers unless the profile sets more, pushPullMaxIntervalMs follows pushPullIntervalMs, pushEagerFanout stays within pushFanout. */
 export function tuningFor (profile: ProfileName, overrides: Partial<Pick<Tuning, 'pushPullIntervalMs' | 'pushFanout' | 'targetPeers'>>): Tuning {
   const base = PROFILES[profile]
   const t: Tuning = { ...base, ...overrides }
+  t.pushPullMaxIntervalMs = t.pushPullIntervalMs * base.pushPullMaxIntervalMs / base.pushPullIntervalMs
+  t.pushEagerFanout = Math.min(t.pushEagerFanout, t.pushFanout)
   t.highWaterPeers = Math.max(base.highWaterPeers, t.targetPeers * 2)
   t.maxConnections = Math.max(base.maxConnections, t.targetPeers * 8 + 32)
   t.maintainIntervalMs = Math.min(t.maintainIntervalMs, Math.floor(t.pushPullIntervalMs / 2))

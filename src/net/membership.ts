@@ -8,6 +8,7 @@ import type { PeerExchange } from '../sync/transport.js'
 import { sample, systemClock, type Clock } from '../util/clock.js'
 import { silentLog, type Log } from '../util/log.js'
 import type { MeshNode } from './node.js'
+import { connectionsByPeer, peersToShed } from './shedding.js'
 
 /*
  * Membership: who we know, who we are connected to, and keeping enough
@@ -45,7 +46,7 @@ export interface MembershipInit {
   bootstrap: string[]
   /** Members remembered from an earlier run (peers.json). */
   remembered?: PeerInfo[]
-  tuning: Pick<Tuning, 'targetPeers' | 'highWaterPeers' | 'pruneGraceMs' | 'rotateIntervalMs' | 'maintainIntervalMs' | 'maxParallelDials' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs' |
+  tuning: Pick<Tuning, 'targetPeers' | 'highWaterPeers' | 'pruneGraceMs' | 'rotateIntervalMs' | 'rotateMaxIntervalMs' | 'maintainIntervalMs' | 'maxParallelDials' | 'dialTimeoutMs' | 'redialBaseMs' | 'redialMaxMs' |
   'maxKnownMembers' | 'maxIntroducedPerPeer' | 'savePeersIntervalMs'>
   /** Saves the members worth remembering (peers.json); called periodically and at stop. May throw; the error is logged. */
   save?: (peers: PeerInfo[]) => void
@@ -57,7 +58,7 @@ export interface MembershipInit {
 export interface Membership extends PeerExchange {
   /** Marks `peer` as having exchanged something useful (a sync round, a version): shed last. Must not block. */
   heard: (peer: string) => void
-  /** Connected peers by who dialled (a peer with several connections counts once). */
+  /** Connected peers by who dialled (a peer with several connections counts once, as inbound only if all of them are). */
   degree: () => { inbound: number, outbound: number }
   start: () => void
   stop: () => void
@@ -126,12 +127,13 @@ export function createMembership (init: MembershipInit): Membership {
   /** Connected peers, kept from libp2p's events: heard() runs for every version a peer sends, so it must not rebuild this. */
   const connected = new Set(node.getPeers().map(p => p.toString()))
 
-  async function dial (m: Omit<Member, 'connected'>): Promise<void> {
+  async function dial (m: Omit<Member, 'connected'>): Promise<boolean> {
     try {
       await node.dial(m.addrs.map(a => multiaddr(a)) as Multiaddr[], { signal: AbortSignal.timeout(tuning.dialTimeoutMs) })
       m.failures = 0
       m.lastError = undefined
       m.lastSeenMs = clock.nowMs()
+      return true
     } catch (err) {
       m.failures++
       m.lastError = dialErrorInWords(err)
@@ -141,51 +143,77 @@ export function createMembership (init: MembershipInit): Membership {
       const fields = { peer: m.id, addrs: m.addrs, failures: m.failures, retryInMs: Math.round(m.nextDialAtMs - clock.nowMs()), reason: m.lastError }
       if (m.bootstrap) log.warn(fields, 'cannot reach bootstrap peer')
       else log.debug(fields, 'dial failed')
+      return false
     }
   }
 
   /** Peers that exchanged something useful with us (a sync round, a version), and when. */
   const useful = new Map<string, number>()
 
-  /**
-   * Sheds connections above the high-water mark, never one younger than the
-   * grace period: first those that never exchanged anything useful (a flood of
-   * strangers goes first), then inbound ones, at random within each group.
-   */
-  function prune (): void {
-    const now = clock.nowMs()
-    const byPeer = new Map<string, { inbound: boolean, openedMs: number }>()
-    for (const c of node.getConnections()) {
-      const id = c.remotePeer.toString()
-      const prev = byPeer.get(id)
-      const openedMs = Math.min(prev?.openedMs ?? Infinity, c.timeline.open)
-      byPeer.set(id, { inbound: (prev?.inbound ?? true) && c.direction === 'inbound', openedMs })
-    }
-    const excess = byPeer.size - tuning.highWaterPeers
-    if (excess <= 0) return
-    const old = [...byPeer].filter(([, c]) => now - c.openedMs >= tuning.pruneGraceMs)
-    const rank = ([id, c]: [string, { inbound: boolean }]): number => (useful.has(id) ? 2 : 0) + (c.inbound ? 0 : 1)
-    const shed = sample(old, old.length, random).sort((a, b) => rank(a) - rank(b)).slice(0, excess)
-    for (const [id] of shed) {
-      log.debug({ peer: id, useful: useful.has(id) }, 'shedding a connection above the high-water mark')
+  /** Hangs up on up to `count` peers, chosen as src/net/shedding.ts says. */
+  function shed (count: number, why: string, keep?: string): void {
+    const ids = peersToShed(node.getConnections(), { count, nowMs: clock.nowMs(), graceMs: tuning.pruneGraceMs, useful, keep, random })
+    for (const id of ids) {
+      log.debug({ peer: id, useful: useful.has(id) }, why)
+      shedding.add(id)
       void node.hangUp(peerIdFromString(id)).catch(() => {})
     }
   }
 
-  let nextRotateMs = clock.nowMs() + tuning.rotateIntervalMs * random()
+  /** Peers this node is hanging up on: their disconnect is not news. */
+  const shedding = new Set<string>()
+
+  /** Sheds connections above the high-water mark, so a bootstrap node keeps room for newcomers. */
+  function prune (): void {
+    // Runs every maintainIntervalMs: most of the time there are not even that many connections.
+    if (node.getConnections().length <= tuning.highWaterPeers) return
+    const excess = connectionsByPeer(node.getConnections()).size - tuning.highWaterPeers
+    if (excess > 0) shed(excess, 'shedding a connection above the high-water mark')
+  }
+
+  /**
+   * Rotation: at its target, a node now and then dials a member it is not
+   * connected to and, once connected, drops one old connection, so the graph
+   * keeps mixing and two halves of a healed partition find each other, while
+   * the degree stays at the target or one above (adding and shedding later kept every node
+   * near the high-water mark, and each connection costs keep-alives and a
+   * share of every publish). Each rotation with nothing new doubles the
+   * interval, up to rotateMaxIntervalMs: a settled mesh rotates rarely. A new
+   * member, or a connection lost below the target, brings it back to
+   * rotateIntervalMs.
+   */
+  let rotateEveryMs = tuning.rotateIntervalMs
+  let nextRotateMs = clock.nowMs() + rotateEveryMs * random()
+  const unsettle = (): void => {
+    if (rotateEveryMs === tuning.rotateIntervalMs) return
+    rotateEveryMs = tuning.rotateIntervalMs
+    nextRotateMs = Math.min(nextRotateMs, clock.nowMs() + rotateEveryMs * (0.75 + random() / 2))
+  }
+
+  function rotate (candidates: Array<Omit<Member, 'connected'>>): void {
+    const [m] = sample(candidates, 1, random)
+    if (m === undefined) return
+    void dials.add(async () => {
+      if (!await dial(m)) return
+      // One old connection for the new one, above one more than the target (a fleet of target + 2 nodes
+      // stays fully connected and stops rotating); a node further above drops a second, drifting back.
+      shed(Math.min(2, connected.size - tuning.targetPeers - 1), 'rotation: dropping an old connection for a new one', m.id)
+      rotateEveryMs = Math.min(rotateEveryMs * 2, tuning.rotateMaxIntervalMs)
+    })
+  }
 
   function maintain (): void {
     prune()
     const now = clock.nowMs()
-    let missing = tuning.targetPeers - connected.size
-    // At target, one extra dial per rotation interval keeps the graph mixing and bridges a healed partition.
-    if (missing <= 0 && now >= nextRotateMs) {
-      nextRotateMs = now + tuning.rotateIntervalMs * (0.75 + random() / 2)
-      missing = 1
-    }
-    if (missing <= 0 || dials.size + dials.pending > 0) return
+    const missing = tuning.targetPeers - connected.size
+    if (dials.size + dials.pending > 0 || (missing <= 0 && now < nextRotateMs)) return
     const candidates = [...known.values()].filter(m => !connected.has(m.id) && m.addrs.length > 0 && m.nextDialAtMs <= now)
-    for (const m of sample(candidates, missing, random)) void dials.add(async () => await dial(m))
+    if (missing > 0) {
+      for (const m of sample(candidates, missing, random)) void dials.add(async () => await dial(m))
+    } else if (now >= nextRotateMs) {
+      nextRotateMs = now + rotateEveryMs * (0.75 + random() / 2)
+      rotate(candidates)
+    }
   }
 
   /** Members seen, with addresses, most recent first. */
@@ -204,7 +232,7 @@ export function createMembership (init: MembershipInit): Membership {
 
   node.addEventListener('peer:identify', evt => {
     const id = evt.detail.peerId.toString()
-    remember(id, cleanAddrs(id, evt.detail.listenAddrs.map(a => a.toString())), 'firsthand')
+    if (remember(id, cleanAddrs(id, evt.detail.listenAddrs.map(a => a.toString())), 'firsthand')) unsettle()
     const m = known.get(id)
     if (m !== undefined) { m.lastSeenMs = clock.nowMs(); m.failures = 0 }
   })
@@ -213,11 +241,14 @@ export function createMembership (init: MembershipInit): Membership {
   })
   node.addEventListener('peer:connect', evt => { connected.add(evt.detail.toString()) })
   node.addEventListener('peer:disconnect', evt => {
-    connected.delete(evt.detail.toString())
+    const id = evt.detail.toString()
+    connected.delete(id)
+    // A connection lost, not dropped by this node, below the target: the mesh is changing.
+    if (!shedding.delete(id) && connected.size < tuning.targetPeers) unsettle()
     // Last heard from: the moment the connection ended (while connected, members() says now).
-    const m = known.get(evt.detail.toString())
+    const m = known.get(id)
     if (m !== undefined) m.lastSeenMs = clock.nowMs()
-    useful.delete(evt.detail.toString())
+    useful.delete(id)
     setImmediate(maintain)
   })
   node.addEventListener('peer:discovery', evt => {
@@ -242,17 +273,9 @@ export function createMembership (init: MembershipInit): Membership {
     onJoin (listener) { joinListeners.push(listener) },
     heard (peer) { if (connected.has(peer)) useful.set(peer, clock.nowMs()) },
     degree () {
-      let inbound = 0
-      let outbound = 0
-      const seen = new Set<string>()
-      for (const c of node.getConnections()) {
-        const id = c.remotePeer.toString()
-        if (seen.has(id)) continue
-        seen.add(id)
-        if (c.direction === 'inbound') inbound++
-        else outbound++
-      }
-      return { inbound, outbound }
+      const byPeer = connectionsByPeer(node.getConnections())
+      const inbound = [...byPeer.values()].filter(c => c.inbound).length
+      return { inbound, outbound: byPeer.size - inbound }
     },
     wantsIntroductions: () => known.size < tuning.targetPeers * 2,
     members () {
@@ -276,6 +299,7 @@ export function createMembership (init: MembershipInit): Membership {
           continue
         }
         if (remember(p.id, cleanAddrs(p.id, p.addrs), 'hearsay')) {
+          unsettle()
           if (introduced.size >= tuning.maxKnownMembers) introduced.clear()
           introduced.set(from, (introduced.get(from) ?? 0) + 1)
         }

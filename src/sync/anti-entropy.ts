@@ -56,7 +56,7 @@ export interface AntiEntropyComponents {
   log: Log
 }
 
-type AntiEntropyTuning = Pick<Tuning, 'pushPullIntervalMs' | 'maxParallelJoinRounds' | 'peersPerSummary'>
+type AntiEntropyTuning = Pick<Tuning, 'pushPullIntervalMs' | 'pushPullMaxIntervalMs' | 'maxParallelJoinRounds' | 'peersPerSummary'>
 
 export function createAntiEntropy (components: AntiEntropyComponents, tuning: AntiEntropyTuning): AntiEntropy {
   const { transport, acceptor, index, fetch, peers, clock, random, log } = components
@@ -71,8 +71,10 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
     return encodeMessage({ type: MessageType.Summary, count: snapshot.size, digest: snapshot.digest(0, snapshot.size), peers: peers.sample(tuning.peersPerSummary) })
   }
 
-  async function finish (peer: string, startedMs: number, theirs: IndexEntry[]): Promise<void> {
+  async function finish (peer: string, startedMs: number, theirs: IndexEntry[], why: 'join' | 'interval' | 'answer'): Promise<void> {
     const wants = theirs.filter(acceptor.wants)
+    if (wants.length > 0) unsettled()
+    else if (why === 'interval') intervalMs = Math.min(intervalMs * 2, tuning.pushPullMaxIntervalMs)
     if (wants.length > 0) await fetch.fetch(peer, wants)
     stats.rounds++
     stats.lastRoundAtMs = clock.nowMs()
@@ -81,7 +83,7 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
   }
 
   /** The initiator: optionally a Summary each way, then it opens the reconciliation. */
-  async function round (peer: string, introduce = false): Promise<void> {
+  async function round (peer: string, introduce = false, why: 'join' | 'interval' = 'join'): Promise<void> {
     const startedMs = clock.nowMs()
     const ch = await transport.open(peer, PROTOCOL_PUSH_PULL)
     let theirs: IndexEntry[]
@@ -96,7 +98,7 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
       ch.abort(err as Error)
       throw err
     }
-    await finish(peer, startedMs, theirs)
+    await finish(peer, startedMs, theirs, why)
   }
 
   /** The responder: answers a Summary if one comes first, then the reconciliation. */
@@ -111,20 +113,42 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
     if (first === undefined) throw new DmError('ERR_DECODE', 'stream ended before reconciliation')
     const theirs = await reconcileOver(ch, createReconciler({ index: index.snapshot(), role: 'responder' }), 'responder', first)
     await ch.close()
-    await finish(ch.peer, startedMs, theirs)
+    await finish(ch.peer, startedMs, theirs, 'answer')
   }
 
   function enqueue (peer: string, why: 'join' | 'interval'): void {
     if (!running) return
     // A join round swaps members; so does an interval round while this node knows too few to choose from.
     const introduce = why === 'join' || peers.wantsIntroductions()
-    void queued.add(async () => await round(peer, introduce))
+    void queued.add(async () => await round(peer, introduce, why))
       .catch(err => log.debug({ peer, why, err: describeError(err) }, 'push-pull failed'))
+  }
+
+  /**
+   * The interval: pushPullIntervalMs while versions change, doubled by each
+   * round of this node's that finds nothing to fetch, up to
+   * pushPullMaxIntervalMs. A version accepted here, or a round that finds one
+   * to fetch, brings it back: after a publish, every node that got the push
+   * runs rounds at the short interval, so one that missed it is found as soon
+   * as before, while an idle fleet pays for few rounds.
+   */
+  let intervalMs = tuning.pushPullIntervalMs
+  let nextRoundAtMs = Infinity
+
+  function unsettled (): void {
+    if (intervalMs === tuning.pushPullIntervalMs) return
+    intervalMs = tuning.pushPullIntervalMs
+    if (running && nextRoundAtMs > clock.nowMs() + intervalMs * 1.25) {
+      cancelTimer()
+      schedule()
+    }
   }
 
   /** One round with a random peer per interval, jittered by ±25 % so a fleet does not beat in step. */
   function schedule (): void {
-    cancelTimer = clock.after(tuning.pushPullIntervalMs * (0.75 + random() / 2), () => {
+    const waitMs = intervalMs * (0.75 + random() / 2)
+    nextRoundAtMs = clock.nowMs() + waitMs
+    cancelTimer = clock.after(waitMs, () => {
       const peer = sample(transport.connectedPeers(), 1, random)[0]
       if (peer !== undefined) enqueue(peer, 'interval')
       schedule()
@@ -137,6 +161,7 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
     async start () {
       running = true
       peers.onJoin(peer => enqueue(peer, 'join'))
+      acceptor.events.on('accepted', unsettled)
       await transport.handle(PROTOCOL_PUSH_PULL, guarded(log, 'push-pull', respond))
       schedule()
     },

@@ -47,7 +47,7 @@ export function createSync (components: SyncComponents, init: { policy: PolicyCo
   const revocations = createRevocationService({ acceptor, store, log })
   const index = createIndexView({ store, acceptor })
   const fetch = createFetchService({ transport, acceptor, store, relays, clock, log }, tuning)
-  const push = createPushService({ transport, acceptor, fetch, random, log }, tuning)
+  const push = createPushService({ transport, acceptor, fetch, random, clock, log }, tuning)
   const antiEntropy = createAntiEntropy({ transport, acceptor, index, fetch, peers, clock, random, log }, tuning)
   return {
     acceptor,

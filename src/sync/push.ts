@@ -4,7 +4,7 @@ import { describeError } from '../errors.js'
 import { printable } from '../format/names.js'
 import { sameVersion, type SignedVersion } from '../format/version.js'
 import { MAX_INLINE_BYTES, MessageType, PROTOCOL_PUSH, decodeMessage, encodeMessage, expectType, type Message } from '../protocol/messages.js'
-import { sample } from '../util/clock.js'
+import { sample, type Clock } from '../util/clock.js'
 import type { Log } from '../util/log.js'
 import { LOCAL_SOURCE, type Acceptor } from './acceptor-api.js'
 import type { FetchService } from './fetch.js'
@@ -44,6 +44,7 @@ export interface PushComponents {
   acceptor: Acceptor
   fetch: FetchService
   random: () => number
+  clock: Clock
   log: Log
 }
 
@@ -53,21 +54,79 @@ interface Session {
   queue: PQueue
 }
 
-type PushTuning = Pick<Tuning, 'pushFanout' | 'maxQueuedPushesPerPeer'>
+type PushTuning = Pick<Tuning, 'pushFanout' | 'pushEagerFanout' | 'pushLaterMs' | 'maxQueuedPushesPerPeer'>
+
+/** Versions waiting for their second wave at once; beyond this, a version goes to all its peers at once. */
+const MAX_WAITING_VERSIONS = 256
 
 export function createPushService (components: PushComponents, tuning: PushTuning): PushService {
-  const { transport, acceptor, fetch, random, log } = components
+  const { transport, acceptor, fetch, random, clock, log } = components
   const sessions = new Map<string, Session>()
   /** Inline pushes being ingested, by signature; at most one per push stream. */
   const ingesting = new Map<string, SignedVersion>()
   const signatureKey = (v: SignedVersion): string => Buffer.from(v.signature.buffer, v.signature.byteOffset, v.signature.byteLength).toString('base64')
   const early = (v: SignedVersion, source: string): boolean => v.size <= MAX_INLINE_BYTES && source !== LOCAL_SOURCE
 
+  /**
+   * Versions in their second wave's wait, by signature: when this node got it,
+   * and the peers that sent a copy since, which hold it already.
+   */
+  const holders = new Map<string, { sinceMs: number, peers: Set<string> }>()
+  const cancelWaits = new Set<() => void>()
+  /**
+   * The time from a version's first copy to its second, averaged: how long a
+   * hop takes here and now (well under a millisecond on an idle LAN, hundreds
+   * on a machine that runs 100 daemons). The second wave waits twice that.
+   */
+  let hopMs = tuning.pushLaterMs
+
+  /**
+   * Sends a version to `pushFanout` peers in two waves. A version received
+   * from a peer goes at once to `pushEagerFanout` of them, and about two hops'
+   * time later (at least pushLaterMs, at most 20 times it) to the rest,
+   * except those that pushed a copy here meanwhile: in a flood every link
+   * would carry the version both ways, and this way most carry it once.
+   * Every chosen peer still gets it or is known to hold it, so the flood
+   * misses no node it missed before. A local publish goes to all at once: no
+   * other node holds it yet.
+   */
   function broadcast (v: SignedVersion, content: Uint8Array, source: string): void {
     const targets = sample(transport.connectedPeers().filter(p => p !== source), tuning.pushFanout, random)
     if (targets.length === 0) return
     const frame = encodeMessage({ type: MessageType.Push, version: v, content: v.size <= MAX_INLINE_BYTES ? content : undefined })
-    for (const peer of targets) enqueue(peer, frame)
+    const key = signatureKey(v)
+    const atOnce = source === LOCAL_SOURCE || holders.has(key) || holders.size >= MAX_WAITING_VERSIONS ? targets.length : tuning.pushEagerFanout
+    for (const peer of targets.slice(0, atOnce)) enqueue(peer, frame)
+    const later = targets.slice(atOnce)
+    if (later.length === 0) return
+    const wait = { sinceMs: clock.nowMs(), peers: new Set<string>() }
+    holders.set(key, wait)
+    const waitMs = Math.min(Math.max(2 * hopMs, tuning.pushLaterMs), 20 * tuning.pushLaterMs)
+    // Jittered, 0.5-1.5 times: of two neighbours waiting to send each other the version, the first to send is heard first.
+    const cancel = clock.after(waitMs * (0.5 + random()), () => {
+      // One more turn of the event loop: on a busy machine the copies that came meanwhile may still be
+      // unread (timers run before socket reads), and they name peers that need no push.
+      cancelWaits.delete(cancel)
+      const next = clock.after(0, () => {
+        cancelWaits.delete(next)
+        holders.delete(key)
+        for (const peer of later) if (!wait.peers.has(peer)) enqueue(peer, frame)
+      })
+      cancelWaits.add(next)
+    })
+    cancelWaits.add(cancel)
+  }
+
+  /**
+   * Notes that `peer` sent a copy of a version in its second wave's wait. A
+   * hostile peer can only spare itself a push, or stretch this node's wait
+   * up to its bound by sending copies late.
+   */
+  function heldBy (key: string, peer: string): void {
+    const wait = holders.get(key)
+    if (wait === undefined) return
+    if (wait.peers.size === 0) hopMs = 0.8 * hopMs + 0.2 * (clock.nowMs() - wait.sinceMs)
+    wait.peers.add(peer)
   }
 
   function session (peer: string): Session {
@@ -128,6 +187,8 @@ export function createPushService (components: PushComponents, tuning: PushTunin
     const v = m.version
     const key = signatureKey(v)
     if (isCopy(v, key)) {
+      // A true copy (every signed byte the same): its sender holds the version.
+      heldBy(key, peer)
       acceptor.refuse(v, { ok: false, code: 'ERR_ALREADY_HELD', reason: `this version of "${printable(v.name)}" is already held or being stored`, retryable: false }, peer)
       return
     }
@@ -155,6 +216,9 @@ export function createPushService (components: PushComponents, tuning: PushTunin
       await transport.handle(PROTOCOL_PUSH, guarded(log, 'push', receive))
     },
     async stop () {
+      for (const cancel of cancelWaits) cancel()
+      cancelWaits.clear()
+      holders.clear()
       await Promise.allSettled([...sessions].map(async ([peer, s]) => {
         await s.queue.onIdle()
         if (sessions.get(peer) === s) sessions.delete(peer)

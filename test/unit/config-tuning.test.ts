@@ -31,4 +31,9 @@ test('the TOML overrides apply on top of a profile, and derived knobs follow the
   assert.ok(t.maintainIntervalMs < t.pushPullIntervalMs)
   assert.deepEqual(tuningProblems(t), [])
   assert.deepEqual(tuningFor('lan', {}), { ...LAN_PROFILE })
+  // The back-off bound keeps its ratio to the interval; the first wave of a push stays within the fanout.
+  assert.equal(t.pushPullMaxIntervalMs, 400 * LOCAL_PROFILE.pushPullMaxIntervalMs / LOCAL_PROFILE.pushPullIntervalMs)
+  const narrow = tuningFor('lan', { pushFanout: 2 })
+  assert.equal(narrow.pushEagerFanout, 2)
+  assert.deepEqual(tuningProblems(narrow), [])
 })

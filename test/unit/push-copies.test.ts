@@ -68,7 +68,7 @@ test('copies of a version being stored or held are refused before the acceptor; 
     }
     const net = new MemoryNetwork()
     const fetch = { note: () => true, fetch: async () => {} } as unknown as FetchService
-    const push = createPushService({ transport: net.transport('r'), acceptor, fetch, random: Math.random, log: silentLog }, LOCAL_PROFILE)
+    const push = createPushService({ transport: net.transport('r'), acceptor, fetch, random: Math.random, clock: systemClock, log: silentLog }, LOCAL_PROFILE)
     await push.start()
     const send = async (from: string, body: Uint8Array): Promise<void> => {
       const t = net.transport(from)

@@ -110,7 +110,7 @@ test('a push flood through the real push service: at most one ingest and one fra
     } as unknown as MeshNode
     const transport = libp2pTransport(node, { frameTimeoutMs: LOCAL_PROFILE.frameTimeoutMs })
     const fetch = { note: () => true, fetch: async () => {} } as unknown as FetchService
-    const push = createPushService({ transport, acceptor, fetch, random: Math.random, log: silentLog }, LOCAL_PROFILE)
+    const push = createPushService({ transport, acceptor, fetch, random: Math.random, clock: systemClock, log: silentLog }, LOCAL_PROFILE)
     await push.start()
     assert.equal(streamCap, MAX_INBOUND_STREAMS_BY_PROTOCOL[PROTOCOL_PUSH], 'libp2p is told the per-protocol stream cap')
 

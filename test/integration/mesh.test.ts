@@ -86,7 +86,7 @@ test('a version signed by an unlisted key is refused by the local daemon', async
   fs.writeFileSync(file, 'not yours')
   const r = await runDm(['publish', file, '--key', stranger.path, '--config', c.nodes[0].configPath])
   assert.equal(r.code, 1)
-  assert.match(r.stderr, /\(ERR_NAME_NOT_ALLOWED\)$/m)
+  assert.match(r.stderr, /\(ERR_SIGNER_NOT_ALLOWED\)$/m)
   assert.equal(r.stderr.trim().split('\n').length, 1, 'one line on stderr')
 })
 

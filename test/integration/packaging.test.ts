@@ -4,7 +4,8 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { ROOT, freePort } from '../helpers/cluster.ts'
+import { ROOT } from '../helpers/cluster.ts'
+import { apiRequest } from '../../src/api/client.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 /*
@@ -89,7 +90,7 @@ test('the packed bin/dm needs no node_modules: the bundle is self-contained', as
   const bin = path.join(dir, 'package', 'bin', 'dm')
   assert.equal(fs.existsSync(path.join(dir, 'package', 'node_modules')), false)
   const config = path.join(dir, 'dm.toml')
-  fs.writeFileSync(config, `state_dir = "state"\n[network]\nlisten = ["/ip4/127.0.0.1/tcp/${await freePort()}"]\n[api]\nsocket = "api.sock"\n`)
+  fs.writeFileSync(config, 'state_dir = "state"\n[network]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n[api]\nsocket = "api.sock"\n')
   // dm id loads the libp2p side of the bundle; dm daemon all of it.
   const id = await run(process.execPath, [bin, 'id', '--config', config, '--json'])
   assert.equal(id.code, 0, id.stderr)
@@ -98,7 +99,7 @@ test('the packed bin/dm needs no node_modules: the bundle is self-contained', as
   let log = ''
   p.stdout.on('data', (d: Buffer) => { log += d.toString() })
   p.stderr.on('data', (d: Buffer) => { log += d.toString() })
-  const ready = await waitFor('unpacked daemon ready', () => p.exitCode !== null ? 'exited' : log.includes('"daemon ready"') ? 'ok' : false, 20_000)
+  const ready = await waitFor('unpacked daemon ready', async () => p.exitCode !== null ? 'exited' : await answers(path.join(dir, 'api.sock')) !== undefined ? 'ok' : false, 20_000)
   assert.equal(ready, 'ok', log)
   const status = await run(process.execPath, [bin, 'status', '--config', config, '--json'])
   assert.equal(status.code, 0, status.stderr)
@@ -106,6 +107,11 @@ test('the packed bin/dm needs no node_modules: the bundle is self-contained', as
   p.kill('SIGTERM')
   assert.equal(await waitFor('unpacked daemon exit', () => p.exitCode ?? false, 15_000), 0, log)
 })
+
+/** The daemon's status, once its API answers on `socket` (it opens the API last). */
+async function answers (socket: string): Promise<{ peerId: string, listen: string[] } | undefined> {
+  return await apiRequest<{ peerId: string, listen: string[] }>(socket, 'GET', '/v1/status').catch(() => undefined)
+}
 
 test('npm install -g from the tarball, offline from the npm cache', async t => {
   assert.ok(tarball !== '', 'npm pack ran')
@@ -194,13 +200,13 @@ test('the installed package runs: keygen, two daemons, publish, replicated', asy
   const nodes = await Promise.all(['a', 'b'].map(async name => {
     const nodeDir = path.join(dir, name)
     fs.mkdirSync(nodeDir)
-    return { name, dir: nodeDir, config: path.join(nodeDir, 'dm.toml'), port: await freePort(), peerId: '', log: '' }
+    return { name, dir: nodeDir, config: path.join(nodeDir, 'dm.toml'), log: '' }
   }))
   const writeConfig = (n: typeof nodes[0], bootstrap: string[]): void => fs.writeFileSync(n.config, [
     'state_dir = "state"',
     '[network]',
     'id = "packaging-test"',
-    `listen = ["/ip4/127.0.0.1/tcp/${n.port}"]`,
+    'listen = ["/ip4/127.0.0.1/tcp/0"]',
     `bootstrap = ${JSON.stringify(bootstrap)}`,
     '[api]',
     'socket = "api.sock"',
@@ -211,24 +217,25 @@ test('the installed package runs: keygen, two daemons, publish, replicated', asy
   writeConfig(nodes[0], [])
   const id = await run(dm, ['id', '--config', nodes[0].config, '--json'])
   assert.equal(id.code, 0, id.stderr)
-  writeConfig(nodes[1], JSON.parse(id.stdout).addrs)
-  for (const n of nodes) {
+  const procs: ChildProcess[] = []
+  /** Starts a node's daemon; ready when its API answers. */
+  const start = async (n: typeof nodes[0]): Promise<{ peerId: string, listen: string[] }> => {
     const check = await run(dm, ['config', 'check', '--config', n.config])
     assert.equal(check.code, 0, check.stderr)
-  }
-
-  const procs: ChildProcess[] = []
-  for (const n of nodes) {
     const p = spawn(dm, ['daemon', '--config', n.config], { cwd: n.dir, stdio: ['ignore', 'pipe', 'pipe'] })
     daemons.push(p)
     procs.push(p)
     p.stdout.on('data', (d: Buffer) => { n.log += d.toString() })
     p.stderr.on('data', (d: Buffer) => { n.log += d.toString() })
+    const status = await waitFor(`${n.name} ready`, async () => p.exitCode !== null ? 'exited' : await answers(path.join(n.dir, 'api.sock')) ?? false, 20_000)
+    assert.notEqual(status, 'exited', `${n.name} exited:\n${n.log}`)
+    return status as { peerId: string, listen: string[] }
   }
-  for (const [i, n] of nodes.entries()) {
-    const ready = await waitFor(`${n.name} ready`, () => procs[i].exitCode !== null ? 'exited' : n.log.includes('"daemon ready"') ? 'ok' : false, 20_000)
-    assert.equal(ready, 'ok', `${n.name} exited:\n${n.log}`)
-  }
+  // a listens on a port the kernel picks; b bootstraps from the address a reports.
+  const a = await start(nodes[0])
+  assert.equal(a.peerId, JSON.parse(id.stdout).peerId, 'dm id names the peer the daemon runs as')
+  writeConfig(nodes[1], a.listen)
+  await start(nodes[1])
   await waitFor('b connected', async () => {
     const s = await run(dm, ['status', '--config', nodes[1].config, '--json'])
     return s.code === 0 && JSON.parse(s.stdout).peersConnected > 0

@@ -3,7 +3,7 @@ import { printable } from '../format/names.js'
 import type { SignedVersion } from '../format/version.js'
 import type { Refusal } from '../policy/accept.js'
 import type { StagedContent } from '../store/staged.js'
-import { movedBytes } from '../util/young-gc.js'
+import { movedBytes } from '../util/transfer-gc.js'
 
 /*
  * Content that arrives as a stream (a publish over the local API): read

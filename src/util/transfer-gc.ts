@@ -11,14 +11,16 @@ import vm from 'node:vm'
  * in a stream's window or read-ahead for a few megabytes outlive two of those
  * and are promoted to the old generation, which only a full GC frees: a
  * fetching daemon held 25-40 MiB of them, and glibc's heap kept the high-water
- * mark. So when the Buffers alive or awaiting a GC exceed FULL_GC_ABOVE_BYTES,
- * a full GC runs too (3-10 ms), at most once per FULL_GC_ABOVE_BYTES moved.
+ * mark. So once a large transfer has been received, a full GC runs too if
+ * the Buffers alive or awaiting a GC exceed FULL_GC_ABOVE_BYTES: while its
+ * commit's fsyncs run on the thread pool, not on the transfer's path (a full
+ * GC inside a transfer cost the fetcher 10-70 ms of CPU per 10 MiB).
  */
 
 /** Bytes of transfer between two young-generation collections. */
 export const YOUNG_GC_EVERY_BYTES = 1024 * 1024
 
-/** Buffer bytes (live or dead, not yet collected) above which a full GC runs; also the least transfer between two. */
+/** Buffer bytes (live or dead, not yet collected) above which a full GC runs after a large transfer. */
 export const FULL_GC_ABOVE_BYTES = 8 * 1024 * 1024
 
 /** V8's gc(): no argument for a full collection. */
@@ -26,7 +28,6 @@ type Gc = (options?: { type: 'minor' }) => void
 
 let gc: Gc | undefined | null
 let sinceYoung = 0
-let sinceFull = 0
 
 /** The gc() function without --expose-gc on the command line: the flag is read when a context is made. */
 function loadGc (): Gc | null {
@@ -39,18 +40,24 @@ function loadGc (): Gc | null {
   }
 }
 
-/** Counts `bytes` of content moved; collects garbage as above. Must not block for long (milliseconds at most). */
+/** Counts `bytes` of content moved; collects the young generation every YOUNG_GC_EVERY_BYTES. Must not block (under a millisecond). */
 export function movedBytes (bytes: number): void {
   sinceYoung += bytes
-  sinceFull += bytes
   if (sinceYoung < YOUNG_GC_EVERY_BYTES) return
   sinceYoung = 0
   if (gc === undefined) gc = loadGc()
-  if (gc === null) return
-  if (sinceFull >= FULL_GC_ABOVE_BYTES && process.memoryUsage().arrayBuffers > FULL_GC_ABOVE_BYTES) {
-    sinceFull = 0
-    gc()
-  } else {
-    gc({ type: 'minor' })
-  }
+  gc?.({ type: 'minor' })
+}
+
+/**
+ * A large transfer has been received and its commit (fsyncs, on the thread
+ * pool) is under way: a full GC runs then, off the transfer's path, if the
+ * Buffers alive or awaiting a GC exceed FULL_GC_ABOVE_BYTES.
+ */
+export function transferReceived (): void {
+  setImmediate(() => {
+    if (process.memoryUsage().arrayBuffers <= FULL_GC_ABOVE_BYTES) return
+    if (gc === undefined) gc = loadGc()
+    gc?.()
+  })
 }

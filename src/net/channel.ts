@@ -3,7 +3,7 @@ import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { DmError } from '../errors.js'
 import type { Channel } from '../sync/transport.js'
-import { movedBytes } from '../util/young-gc.js'
+import { movedBytes } from '../util/transfer-gc.js'
 
 /** Counts frame bytes for metrics. Must not block. */
 export type ByteCounter = (direction: 'in' | 'out', n: number) => void
@@ -109,8 +109,7 @@ function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint
     // drops what a paused stream held back if it is dispatched after that:
     // once the peer has closed, those bytes are taken here (resume dispatches them at once).
     const take = (evt: Event): void => {
-      const data = (evt as Event & { data: Uint8Array | Uint8ArrayList }).data
-      buf.append(data instanceof Uint8Array ? data : data.subarray())
+      appendAll(buf, (evt as Event & { data: Uint8Array | Uint8ArrayList }).data)
     }
     const closed = !p && stream.remoteWriteStatus === 'closed'
     if (closed) stream.addEventListener('message', take)
@@ -135,7 +134,7 @@ function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint
           ended = true
           setPaused(false)
         } else {
-          buf.append(r.value instanceof Uint8Array ? r.value : r.value.subarray())
+          appendAll(buf, r.value)
         }
         if (buf.byteLength >= pauseAt) setPaused(true)
         notify()
@@ -188,6 +187,16 @@ function frameReader (stream: Stream, limits: ChannelLimits): () => Promise<Uint
       await more(deadline)
     }
   }
+}
+
+/**
+ * Appends what a stream delivered without copying it: a paused stream hands
+ * over everything it held as one list (up to a window, megabytes), which
+ * `subarray()` would copy into one buffer kept whole until its last frame is consumed.
+ */
+function appendAll (buf: Uint8ArrayList, data: Uint8Array | Iterable<Uint8Array>): void {
+  if (data instanceof Uint8Array) buf.append(data)
+  else for (const part of data) buf.append(part)
 }
 
 /** Removes and returns one whole frame from the front of `buf`, if it holds one; throws on an oversized length. */

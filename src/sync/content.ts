@@ -3,7 +3,7 @@ import { printable } from '../format/names.js'
 import type { SignedVersion } from '../format/version.js'
 import type { Refusal } from '../policy/accept.js'
 import type { StagedContent } from '../store/staged.js'
-import { movedBytes } from '../util/young-gc.js'
+import { movedBytes, transferReceived } from '../util/transfer-gc.js'
 
 /*
  * Content that arrives as a stream (a publish over the local API): read
@@ -40,5 +40,7 @@ export async function receiveContent (v: SignedVersion, content: AsyncIterable<U
     if (staged !== undefined) await staged.write(next.value)
     else parts.push(next.value)
   }
-  return { ok: true, bytes: staged === undefined ? Buffer.concat(parts, got) : EMPTY }
+  if (staged === undefined) return { ok: true, bytes: Buffer.concat(parts, got) }
+  transferReceived()
+  return { ok: true, bytes: EMPTY }
 }

@@ -9,6 +9,7 @@ import {
 import type { Store } from '../store/store.js'
 import type { Clock } from '../util/clock.js'
 import type { Log } from '../util/log.js'
+import { transferReceived } from '../util/transfer-gc.js'
 import { STAGE_ABOVE_BYTES, type Acceptor } from './acceptor-api.js'
 import { createFetchServer } from './fetch-server.js'
 import type { Relays } from './relay.js'
@@ -164,6 +165,7 @@ export function createFetchService (components: FetchComponents, tuning: FetchTu
             throw err
           }
           commit(async () => await acceptor.ingestStaged(v, staged, peer).finally(end))
+          transferReceived()
         }
       }
       await ch.close()

@@ -62,6 +62,8 @@ export interface PeerInfoJson {
   failures: number
   /** Why the last dial failed, in words; null once a dial succeeds. */
   lastError: string | null
+  /** The same as a code scripts match (DialErrorCode in src/net/dial-error.ts): WRONG_PEER, CONNECTION_REFUSED, UNREACHABLE, TIMEOUT or OTHER. */
+  lastErrorCode?: string | null
   /** The node name its membership certificate gives (private mesh), or null. */
   name: string | null
   /** When this member was last heard from: now while connected, else when its connection ended. */
@@ -87,6 +89,8 @@ export interface StatusInfo {
   certificate?: CertificateInfo | null
   /** The config in force and the reloads (SIGHUP) since start. */
   config?: ConfigInfo
+  /** Where /metrics is served (host:port, with the port the kernel picked for port 0); null when [metrics] is off. */
+  metrics?: string | null
 }
 
 export interface ConfigInfo {

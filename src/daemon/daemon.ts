@@ -101,7 +101,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
       return judgeHealth({
         peersConnected: mesh.getPeers().length,
         peersExpected: members.length,
-        lastDialError: members.find(m => m.lastError !== undefined)?.lastError,
+        lastDialError: members.find(m => m.lastError !== undefined)?.lastError?.words,
         // A withdrawn file (its signer revoked) is absent on purpose: not counted as missing.
         missing: [...store.entries()].filter(e => !e.present && sync.acceptor.held(e.name) !== undefined).length,
         certificate: ownCert?.cert,
@@ -171,7 +171,7 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
       content: async name => await store.readContent(name),
       ...(fleet !== undefined ? { fleet: fleet.view } : {}),
       peers: (): PeerInfoJson[] => membership.members().map(m => ({
-        id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastError: m.lastError ?? null, name: admission?.nameOf(m.id) ?? null, lastSeenMs: m.lastSeenMs ?? null
+        id: m.id, addrs: m.addrs, connected: m.connected, bootstrap: m.bootstrap, failures: m.failures, lastError: m.lastError?.words ?? null, lastErrorCode: m.lastError?.code ?? null, name: admission?.nameOf(m.id) ?? null, lastSeenMs: m.lastSeenMs ?? null
       })),
       status: (): StatusInfo => ({
         peerId: node.peerId.toString(),
@@ -187,7 +187,8 @@ export async function startDaemon (config: Config, logFormat: LogFormat = 'auto'
         lastSyncDurationMs: antiEntropy.stats.lastRoundMs ?? null,
         health: health(),
         certificate: ownCert === undefined ? null : { name: ownCert.cert.name, notBeforeMs: ownCert.cert.notBeforeMs, notAfterMs: ownCert.cert.notAfterMs },
-        config: reloads.info()
+        config: reloads.info(),
+        metrics: metrics.address
       })
     })
     stops.push(async () => await api.close())

@@ -1,4 +1,5 @@
 import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { HeldEntry } from '../store/store.js'
 
 /*
@@ -16,7 +17,7 @@ export interface MetricsSink {
 }
 
 /** Metrics off: the sink drops everything, and there is nothing to close. */
-export const noMetrics: MetricsServer = { sink: { accepted () {}, refused () {}, round () {}, bytes () {}, tampered () {} }, async close () {} }
+export const noMetrics: MetricsServer = { sink: { accepted () {}, refused () {}, round () {}, bytes () {}, tampered () {} }, address: null, async close () {} }
 
 export interface MetricsSources {
   peersConnected: () => number
@@ -30,6 +31,8 @@ export interface MetricsSources {
 
 export interface MetricsServer {
   sink: MetricsSink
+  /** host:port being served, with the port the kernel picked for port 0; null when off. */
+  address: string | null
   close: () => Promise<void>
 }
 
@@ -80,7 +83,9 @@ export async function startMetrics (listen: string, sources: MetricsSources, now
     server.once('error', reject)
     server.listen(port, host, () => resolve())
   })
+  const bound = server.address() as AddressInfo
   return {
+    address: `${host.includes(':') ? `[${host}]` : host}:${bound.port}`,
     sink: {
       accepted (entry, source) {
         accepted.inc()

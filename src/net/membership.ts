@@ -9,6 +9,7 @@ import { sample, systemClock, type Clock } from '../util/clock.js'
 import { silentLog, type Log } from '../util/log.js'
 import type { MeshNode } from './node.js'
 import { connectionsByPeer, peersToShed } from './shedding.js'
+import { describeDialError, type DialError } from './dial-error.js'
 
 /*
  * Membership: who we know, who we are connected to, and keeping enough
@@ -23,22 +24,10 @@ export interface Member {
   bootstrap: boolean
   connected: boolean
   failures: number
-  /** Why the last dial failed, in words; cleared by a successful one. */
-  lastError: string | undefined
+  /** Why the last dial failed; cleared by a successful one. */
+  lastError: DialError | undefined
   nextDialAtMs: number
   lastSeenMs: number | undefined
-}
-
-/** A dial error in words an operator can act on; libp2p's own text is kept after the summary. */
-export function dialErrorInWords (err: unknown): string {
-  const text = describeError(err)
-  const errs = (err as { errors?: unknown[] })?.errors
-  const detail = Array.isArray(errs) && errs.length > 0 ? errs.map(describeError).join('; ') : text
-  if (/does not match expected|unexpected peer|peer id/i.test(detail)) return `a different node answers at this address (wrong peer id in the address?): ${detail}`
-  if (/ECONNREFUSED/.test(detail)) return `connection refused (nothing listens on that port?): ${detail}`
-  if (/EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN/.test(detail)) return `host unreachable: ${detail}`
-  if (/abort|timeout|timed out/i.test(detail)) return `no answer in time (firewall, or a wrong host?): ${detail}`
-  return detail
 }
 
 export interface MembershipInit {
@@ -136,11 +125,11 @@ export function createMembership (init: MembershipInit): Membership {
       return true
     } catch (err) {
       m.failures++
-      m.lastError = dialErrorInWords(err)
+      m.lastError = describeDialError(err)
       const backoff = Math.min(tuning.redialBaseMs * 2 ** m.failures, tuning.redialMaxMs)
       m.nextDialAtMs = clock.nowMs() + backoff * (0.5 + random() / 2)
       // A bootstrap entry that fails is an operator's mistake until shown otherwise: say so once per backoff step.
-      const fields = { peer: m.id, addrs: m.addrs, failures: m.failures, retryInMs: Math.round(m.nextDialAtMs - clock.nowMs()), reason: m.lastError }
+      const fields = { peer: m.id, addrs: m.addrs, failures: m.failures, retryInMs: Math.round(m.nextDialAtMs - clock.nowMs()), reason: m.lastError.words, code: m.lastError.code }
       if (m.bootstrap) log.warn(fields, 'cannot reach bootstrap peer')
       else log.debug(fields, 'dial failed')
       return false

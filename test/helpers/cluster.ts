@@ -1,6 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,18 +20,6 @@ import { waitFor } from './wait.ts'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const DM = path.join(ROOT, 'bin/dm')
-
-/** A port that was free a moment ago (the kernel picked it). */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 export function newSigningKey (dir: string, name: string): SigningKey & { path: string, base64: string } {
   const { privateKey } = generateKeyPairSync('ed25519')

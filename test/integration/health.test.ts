@@ -23,12 +23,12 @@ test('a bootstrap entry with the wrong peer id: dm peers gives the reason, dm st
     const b = await c.add({ bootstrap: [`/ip4/127.0.0.1/tcp/${a.port}/p2p/${decoy.peerId}`] })
     await decoy.stop()
     await b.start()
-    const reason = await waitFor('a dial error for the bootstrap entry', async () => {
-      const peers = await b.api<Array<{ id: string, bootstrap: boolean, lastError: string | null }>>('/v1/peers')
-      return peers.find(p => p.bootstrap && p.lastError !== null)?.lastError ?? undefined
+    const failed = await waitFor('a dial error for the bootstrap entry', async () => {
+      const peers = await b.api<Array<{ id: string, bootstrap: boolean, lastError: string | null, lastErrorCode: string | null }>>('/v1/peers')
+      return peers.find(p => p.bootstrap && p.lastErrorCode !== null)
     })
-    // Words for people, from membership's dial error (it has no code of its own yet): the one place left matching text.
-    assert.match(reason, /different node answers/)
+    assert.equal(failed.lastErrorCode, 'WRONG_PEER')
+    assert.ok((failed.lastError ?? '').length > 0, 'and words for people')
     const json = await runDm(['status', '--config', b.configPath, '--json'])
     assert.equal(json.code, 4, json.stdout + json.stderr)
     const { health } = JSON.parse(json.stdout) as StatusInfo

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { Cluster, TestNode, DM, ROOT, freePort, newSigningKey, runDm, type RunResult } from '../helpers/cluster.ts'
+import { Cluster, TestNode, DM, ROOT, newSigningKey, runDm, type RunResult } from '../helpers/cluster.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { assertOneLineError } from '../helpers/cli-error.ts'
 import type { StatusInfo } from '../../src/api/wire.ts'
@@ -111,8 +111,15 @@ function sample (text: string, name: string, labels = ''): number | undefined {
   return undefined
 }
 
-async function scrape (port: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+/** Where a daemon serves /metrics: it listens on port 0 and reports the port it got. */
+async function metricsAddress (n: TestNode): Promise<string> {
+  const at = (await n.api<{ metrics: string | null }>('/v1/status')).metrics
+  assert.match(at ?? '', /^127\.0\.0\.1:[1-9]\d*$/)
+  return at as string
+}
+
+async function scrape (address: string): Promise<string> {
+  const res = await fetch(`http://${address}/metrics`)
   assert.equal(res.status, 200)
   return await res.text()
 }
@@ -448,20 +455,21 @@ test('SIGHUP reloads [files] without a restart; a broken config keeps the runnin
 
 test('metrics: a replicated version, the peer, the delay, the bytes and refusals show on /metrics', async () => {
   const c = await newCluster()
-  const metricsPort = await freePort()
   const src = await c.add()
   // [metrics] through `extra`: it lands right before [api], which starts the next table.
-  const dst = await c.add({ extra: `[metrics]\nlisten = "127.0.0.1:${metricsPort}"` })
+  const dst = await c.add({ extra: '[metrics]\nlisten = "127.0.0.1:0"' })
   // A daemon that cannot start exits: node.start() fails then, without waiting out its deadline.
   await Promise.all([src.start(), dst.start()])
   await waitFor('connected', async () => (await dst.connectedPeers()) === 1)
+  const metricsAt = await metricsAddress(dst)
+  assert.equal((await src.api<{ metrics: string | null }>('/v1/status')).metrics, null, 'no [metrics]: none served')
 
   const content = Buffer.from('measured ' + Date.now())
   await src.submit(c.sign('hello.txt', content), content)
   await c.waitAll('hello.txt', content)
 
   const text = await waitFor('metrics reflect the accepted version', async () => {
-    const t = await scrape(metricsPort)
+    const t = await scrape(metricsAt)
     return (sample(t, 'dm_versions_accepted_total') ?? 0) >= 1 ? t : undefined
   })
   assert.equal(sample(text, 'dm_peers_connected'), 1)
@@ -477,10 +485,10 @@ test('metrics: a replicated version, the peer, the delay, the bytes and refusals
   const before = sample(text, 'dm_versions_refused_total', reason) ?? 0
   const unlisted = Buffer.from('nobody listed me')
   await assert.rejects(dst.submit(c.sign('unlisted.txt', unlisted), unlisted))
-  const afterRefusal = await scrape(metricsPort)
+  const afterRefusal = await scrape(metricsAt)
   assert.equal(sample(afterRefusal, 'dm_versions_refused_total', reason), before + 1)
 
-  assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/`)).status, 404)
+  assert.equal((await fetch(`http://${metricsAt}/`)).status, 404)
 })
 
 test('metrics: a non-loopback listen address set explicitly is allowed, with a warning from dm config check; a malformed one is refused', async () => {

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { Cluster, freePort, newSigningKey, runDm, type TestNode } from '../helpers/cluster.ts'
+import { Cluster, newSigningKey, runDm, type TestNode } from '../helpers/cluster.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { admit, privateMesh } from '../helpers/private-mesh.ts'
 import { assertOneLineError } from '../helpers/cli-error.ts'
@@ -27,11 +27,10 @@ test('private mesh: members replicate; an expired certificate or none at all is 
   c = new Cluster('dm-admit-')
   const network = newSigningKey(c.root, 'network')
   const now = Date.now()
-  const metricsPort = await freePort()
   const n0 = await c.add()
   n0.setOptions({ extra: privateMesh(network, admit(n0, network, { notAfterMs: now + 30 * DAY })) })
   const n1 = await c.add()
-  n1.setOptions({ extra: privateMesh(network, admit(n1, network, { notAfterMs: now + 10 * DAY }), `[metrics]\nlisten = "127.0.0.1:${metricsPort}"`) })
+  n1.setOptions({ extra: privateMesh(network, admit(n1, network, { notAfterMs: now + 10 * DAY }), '[metrics]\nlisten = "127.0.0.1:0"') })
   const expired = await c.add()
   expired.setOptions({ extra: privateMesh(network, admit(expired, network, { notBeforeMs: now - 30 * DAY, notAfterMs: now - DAY })) })
   const open = await c.add() // the same network id, no [network] key: it runs no admission at all
@@ -73,7 +72,7 @@ test('private mesh: members replicate; an expired certificate or none at all is 
   const so = JSON.parse((await runDm(['status', '--config', open.configPath, '--json'])).stdout) as StatusInfo
   assert.equal(so.certificate, null, 'an open mesh has no certificate')
 
-  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+  const metrics = await (await fetch(`http://${(await n1.api<{ metrics: string }>('/v1/status')).metrics}/metrics`)).text()
   const expiry = Number(/^dm_certificate_expiry_seconds (\S+)$/m.exec(metrics)?.[1])
   assert.ok(Math.abs(expiry - (now + 10 * DAY) / 1000) < 1, `dm_certificate_expiry_seconds ${expiry}`)
 

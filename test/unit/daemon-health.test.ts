@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { judgeHealth } from '../../src/daemon/health.ts'
-import { dialErrorInWords } from '../../src/net/membership.ts'
+import { describeDialError } from '../../src/net/dial-error.ts'
 
 test('a node with nobody to reach, or with everything it needs, is ok', () => {
   assert.deepEqual(judgeHealth({ peersConnected: 0, peersExpected: 0, lastDialError: undefined, missing: 0 }), { state: 'ok', reasons: [], reasonCodes: [] })
@@ -17,10 +17,14 @@ test('no peer while some are known, or held files missing, is degraded, with one
   assert.ok(h.reasons[0].includes('connection refused'), h.reasons[0])
 })
 
-test('dial errors are put in words an operator can act on', () => {
-  assert.match(dialErrorInWords(Object.assign(new Error('All multiaddr dials failed'), { errors: [new Error('connect ECONNREFUSED 127.0.0.1:1')] })), /^connection refused/)
-  assert.match(dialErrorInWords(new Error('Payload identity key 12D3KooWA does not match expected remote identity key 12D3KooWB')), /^a different node answers/)
-  assert.match(dialErrorInWords(new Error('The operation was aborted due to timeout')), /^no answer in time/)
+test('dial errors get a code, and words an operator can act on that keep libp2p\'s own text', () => {
+  const refused = describeDialError(Object.assign(new Error('All multiaddr dials failed'), { errors: [new Error('connect ECONNREFUSED 127.0.0.1:1')] }))
+  assert.equal(refused.code, 'CONNECTION_REFUSED')
+  assert.ok(refused.words.endsWith('connect ECONNREFUSED 127.0.0.1:1'), refused.words)
+  assert.equal(describeDialError(new Error('Payload identity key 12D3KooWA does not match expected remote identity key 12D3KooWB')).code, 'WRONG_PEER')
+  assert.equal(describeDialError(new Error('The operation was aborted due to timeout')).code, 'TIMEOUT')
+  assert.equal(describeDialError(new Error('getaddrinfo ENOTFOUND nowhere.invalid')).code, 'UNREACHABLE')
+  assert.equal(describeDialError(new Error('something new')).code, 'OTHER')
 })
 
 test('this node\'s membership certificate: a warning within 14 days of its end, degraded once expired or not yet valid', () => {

@@ -1,12 +1,11 @@
-import fs from 'node:fs'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { DmError, describeError, type ErrorCode } from '../errors.js'
-import { Reader, Writer } from '../format/binary.js'
-import { CertKind, decodeCertificate, verifyCertificate, type Certificate } from '../format/certificate.js'
-import { printable } from '../format/names.js'
+import type { Certificate } from '../format/certificate.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import type { Log } from '../util/log.js'
+import { judgeMembership, peerKey, type Judgement, type RevokedCheck } from './admit-trust.js'
+import { decodeVerdict, encodeVerdict, MAX_ADMIT_FRAME_BYTES, PROTOCOL_ADMIT, type AdmitVerdict } from './admit-wire.js'
 import { streamChannel } from './channel.js'
 import type { MeshNode } from './node.js'
 
@@ -22,117 +21,12 @@ import type { MeshNode } from './node.js'
  * disconnected.
  */
 
-export const PROTOCOL_ADMIT = '/data-mesher/admit/1.0.0'
-
-/** Largest admission frame: a certificate is at most 421 bytes, a verdict 325. */
-export const MAX_ADMIT_FRAME_BYTES = 1024
-/** Longest refusal reason sent to a peer (it ends up in the peer's log). */
-const MAX_REASON_BYTES = 256
-const MAX_CODE_BYTES = 64
 /** How often admitted peers are re-judged, so a certificate that expires while connected ends the connection. */
 const RECHECK_INTERVAL_MS = 60_000
 /** Refusal reasons remembered for dm peers; the oldest is forgotten beyond this. */
 const MAX_REMEMBERED_REFUSALS = 1024
 /** identify and connection events held back per peer until it is admitted. */
 const MAX_HELD_EVENTS_PER_PEER = 8
-
-/** A side's judgement of the other's certificate, as sent in the verdict frame. */
-export type AdmitVerdict = { ok: true } | { ok: false, code: ErrorCode | string, reason: string }
-
-/** verdict = u8 0 (admitted) | u8 1, string16 code (ERR_*), string16 reason */
-export function encodeVerdict (v: AdmitVerdict): Buffer {
-  const w = new Writer().u8(v.ok ? 0 : 1)
-  if (!v.ok) w.string16(v.code).string16(truncateUtf8(v.reason, MAX_REASON_BYTES))
-  return w.finish()
-}
-
-/** Decodes a peer's verdict; its reason is made printable before anyone logs it. */
-export function decodeVerdict (frame: Uint8Array): AdmitVerdict {
-  const r = new Reader(frame, 'admission verdict')
-  const status = r.u8()
-  if (status === 0) { r.end(); return { ok: true } }
-  if (status !== 1) throw new DmError('ERR_DECODE', `admission verdict has unknown status ${status}`)
-  const code = r.string16(MAX_CODE_BYTES)
-  const reason = r.string16(MAX_REASON_BYTES)
-  r.end()
-  if (!/^ERR_[A-Z_]+$/.test(code)) throw new DmError('ERR_DECODE', 'admission verdict has a code that is not ERR_*')
-  return { ok: false, code, reason: printable(reason) }
-}
-
-function truncateUtf8 (s: string, max: number): string {
-  let out = s
-  while (Buffer.byteLength(out) > max) out = out.slice(0, -1)
-  return out
-}
-
-/** The raw Ed25519 key behind a peer id, or undefined for any other kind (never a member). */
-export function peerKey (peer: PeerId): Uint8Array | undefined {
-  return peer.type === 'Ed25519' ? new Uint8Array(peer.publicKey.raw) : undefined
-}
-
-/** Why a node identity may not be a member although its certificate is valid (the revocation list), or undefined. */
-export type RevokedCheck = (nodeKey: Uint8Array) => string | undefined
-
-export interface MembershipTrust {
-  networkKey: Uint8Array
-  nowMs: number
-  revoked?: RevokedCheck
-}
-
-export type Judgement = { ok: true, cert: Certificate } | { ok: false, code: ErrorCode, reason: string }
-
-/** Whether the certificate frame a peer sent admits the node whose key is `subject`. */
-export function judgeMembership (frame: Uint8Array, subject: Uint8Array | undefined, trust: MembershipTrust): Judgement {
-  if (frame.length === 0) return { ok: false, code: 'ERR_NOT_ADMITTED', reason: 'sent no membership certificate ([network] certificate is not set there)' }
-  if (subject === undefined) return { ok: false, code: 'ERR_NOT_ADMITTED', reason: 'has a peer id that is not an Ed25519 key' }
-  let cert: Certificate
-  try {
-    cert = decodeCertificate(frame)
-  } catch (err) {
-    return { ok: false, code: 'ERR_CERT_INVALID', reason: `sent a membership certificate that does not decode (${describeError(err)})` }
-  }
-  const problem = verifyCertificate(cert, { kind: CertKind.Membership, subject, issuers: [trust.networkKey], atMs: trust.nowMs })
-  if (problem !== undefined) return { ok: false, code: problem.code, reason: `sent a membership certificate that ${problem.reason}` }
-  const revoked = trust.revoked?.(subject)
-  if (revoked !== undefined) return { ok: false, code: 'ERR_REVOKED', reason: `is revoked by the network's revocation list (${revoked})` }
-  return { ok: true, cert }
-}
-
-/** Largest certificate file read: a certificate is under 430 bytes. */
-const MAX_CERT_FILE_BYTES = 4096
-
-/**
- * Reads this node's membership certificate ([network] certificate) and checks
- * everything that cannot fix itself: that it decodes, is a membership
- * certificate for this node's identity and is signed by the network key.
- * Its window is not checked here: an expired certificate is a warning and a
- * degraded status, not a daemon that will not start.
- */
-export function loadOwnCertificate (file: string, networkKey: Uint8Array, identityKey: Uint8Array): { cert: Certificate, bytes: Uint8Array } {
-  if (file === '') throw new DmError('ERR_CONFIG', 'network.certificate: [network] key is set, so this node needs a membership certificate (dm network admit) to join the private mesh')
-  let bytes: Buffer
-  try {
-    const st = fs.statSync(file)
-    if (st.size > MAX_CERT_FILE_BYTES) throw new DmError('ERR_CONFIG', `network.certificate: ${file} is larger than any certificate`)
-    bytes = fs.readFileSync(file)
-  } catch (err) {
-    if (err instanceof DmError) throw err
-    throw new DmError('ERR_CONFIG', `network.certificate: ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : describeError(err)}`)
-  }
-  let cert: Certificate
-  try {
-    cert = decodeCertificate(bytes)
-  } catch (err) {
-    throw new DmError('ERR_CERT_INVALID', `network.certificate: ${file} is not a certificate (${describeError(err)})`)
-  }
-  // Checked at its own start, so no window can fail: only the window is left for later.
-  const problem = verifyCertificate(cert, { kind: CertKind.Membership, subject: identityKey, issuers: [networkKey], atMs: cert.notBeforeMs })
-  if (problem !== undefined) {
-    const hint = problem.reason === 'vouches for another key' ? ' (another node\'s certificate? dm id prints this node\'s peer id)' : ''
-    throw new DmError(problem.code, `network.certificate: ${file} ${problem.reason}${hint}`)
-  }
-  return { cert, bytes }
-}
 
 export interface AdmissionInit {
   node: MeshNode

@@ -136,7 +136,10 @@ try {
     const sysB = () => procStats(B.pid).stime / CLK_TCK * 1000
     const cpu0 = cpu()
     const sys0 = sysB()
-    const timedOut = await Promise.race([w.all.then(() => false), sleep(120_000).then(() => true)])
+    // The deadline's timer is cleared once all arrived: a pending one would keep this process alive for 2 minutes after the last run.
+    let deadline
+    const timedOut = await Promise.race([w.all.then(() => false), new Promise(resolve => { deadline = setTimeout(resolve, 120_000, true) })])
+    clearTimeout(deadline)
     const cpu1 = cpu()
     const sys1 = sysB()
     w.close()

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  foreignMeter, loadLine, waitQuiet, CHILD_ENV, Cluster, DM, NODE, dm, machineLine, max, median, mib, ms, now, parseArgs, printTable, ratio, runTimed, sleep, track, watchArrivals
+  foreignMeter, loadLine, procStats, CLK_TCK, waitQuiet, CHILD_ENV, Cluster, DM, NODE, dm, machineLine, max, median, mib, ms, now, parseArgs, printTable, ratio, runTimed, sleep, track, watchArrivals
 } from './lib.mjs'
 
 const opts = parseArgs({ runs: 5, size: 10 * 1024 * 1024, gap: 1000, quiet: 0.15, quietWait: 120_000 })
@@ -125,13 +125,17 @@ try {
 
     await waitQuiet(pids, { maxShare: opts.quiet, timeoutMs: opts.quietWait })
     w = watchArrivals([A, B], NAME, content)
+    // B's CPU over the publish: it has nothing to do before A's commit announces the version, so this is
+    // about the transfer and B's commit. Close to the A -> B wall time means the receiver is CPU-bound.
+    const bTicks = procStats(B.pid).ticks
     const pub = await runTimed([DM, 'publish', file, '--key', cluster.key.path, '--config', A.configPath])
     if (pub.code !== 0) throw new Error(`dm publish exited ${pub.code}: ${pub.stderr}`)
     await waitArrival(w, 'dm')
     const onA = w.arrivals.get(A) - pub.t0
     const onB = w.arrivals.get(B) - pub.t0
+    const cpuB = (procStats(B.pid).ticks - bTicks) / CLK_TCK * 1000
     const foreign = others()
-    runs.push({ raw, rawSender: send.ms, pub: pub.ms, onA, onB, aToB: onB - onA, foreign })
+    runs.push({ raw, rawSender: send.ms, pub: pub.ms, onA, onB, aToB: onB - onA, cpuB, foreign })
     console.log(`run ${r + 1}: raw TCP ${ms(raw)}, dm to B ${ms(onB)} (${ratio(onB, raw)}; dm publish exited at ${ms(pub.ms)}, on A at ${ms(onA)}; other processes used ${(foreign * 100).toFixed(0)}% of the machine)`)
   }
 
@@ -151,7 +155,8 @@ try {
     row('dm publish process (spawn to exit)', col('pub')),
     row('dm: in A\'s files/ (from spawn of dm publish)', col('onA')),
     row('dm: in B\'s files/ (from spawn of dm publish)', col('onB')),
-    row('  of which A files/ -> B files/', col('aToB'))
+    row('  of which A files/ -> B files/', col('aToB')),
+    row('  B\'s CPU time for it (transfer and commit; 10 ms ticks)', col('cpuB'), false)
   ], `results: ${mib(opts.size)}, ${opts.runs} runs (median and max); ratio of dm to B vs raw TCP: ${ratio(median(col('onB')), rawMed)}`)
   console.log(`other processes' share of the machine during runs: median ${(median(col('foreign')) * 100).toFixed(0)}%, max ${(max(col('foreign')) * 100).toFixed(0)}%`)
   console.log('\nmethod: arrival = first moment the target file reads back byte-identical, checked on every fs.watch event on')

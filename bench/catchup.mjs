@@ -17,7 +17,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  CLK_TCK, Cluster, apiRequest, foreignMeter, procStats, loadLine, waitQuiet, machineLine, max, median, min, ms, now, parseArgs, printTable, ratio, runTimed, sleep
+  CLK_TCK, Cluster, apiRequest, foreignMeter, procStats, loadLine, waitQuiet, machineLine, max, median, min, ms, now, parseArgs, printTable, ratio, runTimed, sleep, missed
 } from './lib.mjs'
 
 const opts = parseArgs({ runs: 3, files: 1000, names: 0, nodes: 2, size: 1024, concurrency: 16, poll: 50, quiet: 0.15, quietWait: 120_000, cpuProf: '', script: '' })
@@ -136,10 +136,7 @@ try {
     const sysB = () => procStats(B.pid).stime / CLK_TCK * 1000
     const cpu0 = cpu()
     const sys0 = sysB()
-    // The deadline's timer is cleared once all arrived: a pending one would keep this process alive for 2 minutes after the last run.
-    let deadline
-    const timedOut = await Promise.race([w.all.then(() => false), new Promise(resolve => { deadline = setTimeout(resolve, 120_000, true) })])
-    clearTimeout(deadline)
+    const timedOut = await missed(w.all, 120_000)
     const cpu1 = cpu()
     const sys1 = sysB()
     w.close()

@@ -17,6 +17,17 @@ export const NODE = process.execPath
 export const now = () => performance.now()
 export const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
 
+/** Whether `promise` missed a deadline of `ms`; the timer is cleared once it settles, so it keeps no process alive. */
+export async function missed (promise, ms) {
+  let timer
+  const late = new Promise(resolve => { timer = setTimeout(resolve, ms, true) })
+  try {
+    return await Promise.race([promise.then(() => false), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /**
  * The environment of every child (daemons, CLIs, baselines alike). Without
  * BENCH_KEEP_ENV=1, NODE_EXTRA_CA_CERTS is dropped: Node 20 parses that CA
@@ -488,7 +499,7 @@ export class DaemonNode {
   async stop ({ hard = false, graceMs = 10_000 } = {}) {
     if (!this.running) return
     this.proc.kill(hard ? 'SIGKILL' : 'SIGTERM')
-    const killed = await Promise.race([this.exited.then(() => false), sleep(graceMs).then(() => true)])
+    const killed = await missed(this.exited, graceMs)
     if (killed) { this.proc.kill('SIGKILL'); await this.exited }
   }
 

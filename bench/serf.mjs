@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { CHILD_ENV, freePort, runTimed, sleep, track } from './lib.mjs'
+import { CHILD_ENV, freePort, missed, runTimed, sleep, track } from './lib.mjs'
 
 export const EVENT = 'prop'
 /** The file each agent's handler writes the event's payload to, in its events/ dir. */
@@ -88,7 +88,7 @@ export class SerfAgent {
   async stop () {
     if (!this.running) return
     this.proc.kill('SIGTERM')
-    const late = await Promise.race([this.exited.then(() => false), sleep(5000).then(() => true)])
+    const late = await missed(this.exited, 5000)
     if (late) { this.proc.kill('SIGKILL'); await this.exited }
   }
 }

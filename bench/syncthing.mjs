@@ -9,7 +9,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
-import { CHILD_ENV, freePort, sleep, track, waitFor } from './lib.mjs'
+import { CHILD_ENV, freePort, missed, sleep, track, waitFor } from './lib.mjs'
 
 export const FOLDER = 'bench'
 
@@ -119,7 +119,7 @@ ${deviceXml}
   async stop () {
     if (!this.running) return
     this.proc.kill('SIGTERM')
-    const late = await Promise.race([this.exited.then(() => false), sleep(10_000).then(() => true)])
+    const late = await missed(this.exited, 10_000)
     if (late) { this.proc.kill('SIGKILL'); await this.exited }
   }
 }

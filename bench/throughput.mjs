@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  foreignMeter, loadLine, procStats, CLK_TCK, waitQuiet, CHILD_ENV, Cluster, DM, NODE, dm, machineLine, max, median, mib, ms, now, parseArgs, printTable, ratio, runTimed, sleep, track, watchArrivals
+  foreignMeter, loadLine, missed, procStats, CLK_TCK, waitQuiet, CHILD_ENV, Cluster, DM, NODE, dm, machineLine, max, median, mib, ms, now, parseArgs, printTable, ratio, runTimed, sleep, track, watchArrivals
 } from './lib.mjs'
 
 const opts = parseArgs({ runs: 5, size: 10 * 1024 * 1024, gap: 1000, quiet: 0.15, quietWait: 120_000 })
@@ -88,7 +88,7 @@ try {
     try { fs.writeSync(fd, content); fs.fsyncSync(fd) } finally { fs.closeSync(fd) }
   }
   const waitArrival = async (w, what) => {
-    const timedOut = await Promise.race([w.all.then(() => false), sleep(120_000).then(() => true)])
+    const timedOut = await missed(w.all, 120_000)
     w.close()
     if (timedOut) throw new Error(`${what}: not complete within 120 s`)
   }

@@ -9,7 +9,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
-import { CHILD_ENV, freePort, missed, sleep, track, waitFor } from './lib.mjs'
+import { CHILD_ENV, freePort, missed, track, waitFor } from './lib.mjs'
 
 export const FOLDER = 'bench'
 

@@ -73,9 +73,12 @@ export function createAntiEntropy (components: AntiEntropyComponents, tuning: An
 
   async function finish (peer: string, startedMs: number, theirs: IndexEntry[], why: 'join' | 'interval' | 'answer'): Promise<void> {
     const wants = theirs.filter(acceptor.wants)
-    if (wants.length > 0) unsettled()
-    else if (why === 'interval') intervalMs = Math.min(intervalMs * 2, tuning.pushPullMaxIntervalMs)
-    if (wants.length > 0) await fetch.fetch(peer, wants)
+    if (wants.length > 0) {
+      unsettled()
+      await fetch.fetch(peer, wants)
+    } else if (why === 'interval') {
+      intervalMs = Math.min(intervalMs * 2, tuning.pushPullMaxIntervalMs)
+    }
     stats.rounds++
     stats.lastRoundAtMs = clock.nowMs()
     stats.lastRoundMs = stats.lastRoundAtMs - startedMs

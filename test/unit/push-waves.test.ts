@@ -44,32 +44,51 @@ class ManualClock implements Clock {
   runAll (): void { while (this.timers.length > 0) for (const fn of this.timers.splice(0)) fn() }
 }
 
-test('the second wave skips the peers that sent a copy meanwhile', async () => {
+/** The push service on node r, a real acceptor and store, and `peers` connected to r that count the pushes they get. */
+async function pushRig (peers: string[], o: { pushEagerFanout: number, pushLaterMs: number, random: () => number }): Promise<{
+  got: Map<string, number>, refused: string[], clock: ManualClock
+  sendFrom: (p: string, body: Uint8Array) => Promise<void>
+  close: () => Promise<void>
+}> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-push-waves-'))
   const store = await openStore(dir)
-  try {
-    const acceptor = createAcceptor({ store, clock: systemClock, log: silentLog }, {
-      policy: { networkId, allowlist: new Map([['hello.txt', [signer]]]), maxClockSkewMs: 60_000 },
-      tuning: LOCAL_PROFILE
+  const acceptor = createAcceptor({ store, clock: systemClock, log: silentLog }, {
+    policy: { networkId, allowlist: new Map([['hello.txt', [signer]]]), maxClockSkewMs: 60_000 },
+    tuning: LOCAL_PROFILE
+  })
+  const refused: string[] = []
+  acceptor.events.on('refused', ({ source }) => refused.push(source))
+  const net = new MemoryNetwork()
+  const clock = new ManualClock()
+  const fetch = { note: () => true, fetch: async () => {} } as unknown as FetchService
+  const push = createPushService({ transport: net.transport('r'), acceptor, fetch, random: o.random, clock, log: silentLog },
+    { ...LOCAL_PROFILE, pushFanout: 8, pushEagerFanout: o.pushEagerFanout, pushLaterMs: o.pushLaterMs })
+  await push.start()
+  const got = new Map(peers.map(p => [p, 0]))
+  for (const p of peers) {
+    await net.transport(p).handle(PROTOCOL_PUSH, async ch => {
+      for (let f = await ch.read(); f !== undefined; f = await ch.read()) got.set(p, (got.get(p) ?? 0) + 1)
     })
-    const refused: string[] = []
-    acceptor.events.on('refused', ({ source }) => refused.push(source))
-    const net = new MemoryNetwork()
-    const clock = new ManualClock()
-    const fetch = { note: () => true, fetch: async () => {} } as unknown as FetchService
-    const push = createPushService({ transport: net.transport('r'), acceptor, fetch, random: Math.random, clock, log: silentLog },
-      { ...LOCAL_PROFILE, pushFanout: 8, pushEagerFanout: 2, pushLaterMs: 50 })
-    await push.start()
-    const peers = ['src', 'b', 'c', 'd', 'e', 'f']
-    const got = new Map(peers.map(p => [p, 0]))
-    for (const p of peers) {
-      await net.transport(p).handle(PROTOCOL_PUSH, async ch => {
-        for (let f = await ch.read(); f !== undefined; f = await ch.read()) got.set(p, (got.get(p) ?? 0) + 1)
-      })
-      net.connect(p, 'r')
+    net.connect(p, 'r')
+  }
+  return {
+    got,
+    refused,
+    clock,
+    sendFrom: async (p, body) => { await (await net.transport(p).open('r', PROTOCOL_PUSH)).send(body) },
+    async close () {
+      await push.stop()
+      await acceptor.stop()
+      await store.close()
+      fs.rmSync(dir, { recursive: true, force: true })
     }
-    const sendFrom = async (p: string, body: Uint8Array): Promise<void> => { await (await net.transport(p).open('r', PROTOCOL_PUSH)).send(body) }
+  }
+}
 
+test('the second wave skips the peers that sent a copy meanwhile', async () => {
+  const peers = ['src', 'b', 'c', 'd', 'e', 'f']
+  const { got, refused, clock, sendFrom, close } = await pushRig(peers, { pushEagerFanout: 2, pushLaterMs: 50, random: Math.random })
+  try {
     const content = Buffer.from('the news')
     const body = pushBody(newVersion({ name: 'hello.txt', content, networkId, privateKey, signer, timestampMs: Date.now() }), content)
     await sendFrom('src', body)
@@ -86,36 +105,14 @@ test('the second wave skips the peers that sent a copy meanwhile', async () => {
     assert.equal(got.get(holder), 0, 'no copy back to a peer that sent one')
     assert.equal(got.get('src'), 0, 'none back to the source')
     assert.equal([...got.values()].reduce((a, b) => a + b), 4, 'four pushes for five peers')
-    await push.stop()
-    await acceptor.stop()
   } finally {
-    await store.close()
-    fs.rmSync(dir, { recursive: true, force: true })
+    await close()
   }
 })
 
 test('the second wave waits about two hops, as timed from the copies that arrive', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-push-waves-'))
-  const store = await openStore(dir)
+  const { refused, clock, sendFrom, close } = await pushRig(['src', 'b', 'c'], { pushEagerFanout: 1, pushLaterMs: 20, random: () => 0.5 })
   try {
-    const acceptor = createAcceptor({ store, clock: systemClock, log: silentLog }, {
-      policy: { networkId, allowlist: new Map([['hello.txt', [signer]]]), maxClockSkewMs: 60_000 },
-      tuning: LOCAL_PROFILE
-    })
-    const refused: string[] = []
-    acceptor.events.on('refused', ({ source }) => refused.push(source))
-    const net = new MemoryNetwork()
-    const clock = new ManualClock()
-    const fetch = { note: () => true, fetch: async () => {} } as unknown as FetchService
-    const push = createPushService({ transport: net.transport('r'), acceptor, fetch, random: () => 0.5, clock, log: silentLog },
-      { ...LOCAL_PROFILE, pushFanout: 8, pushEagerFanout: 1, pushLaterMs: 20 })
-    await push.start()
-    const peers = ['src', 'b', 'c']
-    for (const p of peers) {
-      await net.transport(p).handle(PROTOCOL_PUSH, async ch => { while (await ch.read() !== undefined) {} })
-      net.connect(p, 'r')
-    }
-    const sendFrom = async (p: string, body: Uint8Array): Promise<void> => { await (await net.transport(p).open('r', PROTOCOL_PUSH)).send(body) }
     const version = (t: number): Uint8Array => {
       const content = Buffer.from(`news ${t}`)
       return pushBody(newVersion({ name: 'hello.txt', content, networkId, privateKey, signer, timestampMs: t }), content)
@@ -137,10 +134,7 @@ test('the second wave waits about two hops, as timed from the copies that arrive
     // 0.8 × 20 + 0.2 × 500 = 116 ms per hop, twice that to wait (the jitter is 1 with random() = 0.5).
     assert.equal(clock.waits[waitsBefore], 232)
     clock.runAll()
-    await push.stop()
-    await acceptor.stop()
   } finally {
-    await store.close()
-    fs.rmSync(dir, { recursive: true, force: true })
+    await close()
   }
 })

@@ -133,7 +133,8 @@ export interface Tuning {
   rotateIntervalMs: number
   /**
    * Each rotation that finds the mesh unchanged doubles the interval up to
-   * this; a new member, or a connection lost below targetPeers, resets it.
+   * this; a new member met on a connection (not one only heard of in a
+   * summary), or a connection lost below targetPeers, resets it.
    * Higher makes a settled fleet cheaper at idle; a partition that loses no
    * connection (none crossed it) then heals within about 2 × this / N.
    */

@@ -168,8 +168,11 @@ export function createMembership (init: MembershipInit): Membership {
    * near the high-water mark, and each connection costs keep-alives and a
    * share of every publish). Each rotation with nothing new doubles the
    * interval, up to rotateMaxIntervalMs: a settled mesh rotates rarely. A new
-   * member, or a connection lost below the target, brings it back to
-   * rotateIntervalMs.
+   * member met firsthand (a connection), or a connection lost below the
+   * target, brings it back to rotateIntervalMs. Members only heard of in
+   * summaries do not: in a fleet of N every node hears of the other N - 1
+   * over its first minutes, and resetting on each kept every node at the
+   * short interval, a dial and a join round each, long after the mesh settled.
    */
   let rotateEveryMs = tuning.rotateIntervalMs
   let nextRotateMs = clock.nowMs() + rotateEveryMs * random()
@@ -288,7 +291,6 @@ export function createMembership (init: MembershipInit): Membership {
           continue
         }
         if (remember(p.id, cleanAddrs(p.id, p.addrs), 'hearsay')) {
-          unsettle()
           if (introduced.size >= tuning.maxKnownMembers) introduced.clear()
           introduced.set(from, (introduced.get(from) ?? 0) + 1)
         }

@@ -142,3 +142,35 @@ test('a settled mesh rotates less and less often; a new member brings the base i
     membership.stop()
   }
 })
+
+test('members only heard of in summaries leave a settled mesh at its long interval', async () => {
+  const { node, membership, clock, pass } = await stage(40)
+  membership.start()
+  try {
+    await waitFor('the target reached', () => node.conns.length === TARGET, 5000, 1)
+    const rotationsIn = async (ms: number, during?: () => void): Promise<number> => {
+      const d0 = node.dials.length
+      for (const end = clock.now + ms; clock.now < end;) {
+        during?.()
+        clock.now += ROTATE_MS / 4
+        await pass()
+      }
+      return node.dials.length - d0
+    }
+    await rotationsIn(4 * ROTATE_MAX_MS)
+    // A summary naming a new member every quarter of the base interval, as a
+    // fleet's nodes do while they hear of each other: at the base interval
+    // this 32 s would hold about 32 rotations.
+    const strangers = await newPeerIds(64)
+    for (const p of strangers) node.ids.set(p.toString(), p)
+    const from = node.conns[0].remotePeer.toString()
+    const heard = await rotationsIn(4 * ROTATE_MAX_MS, () => {
+      const p = strangers.pop()
+      if (p !== undefined) membership.learn([{ id: p.toString(), addrs: [`/ip4/127.0.0.1/tcp/3/p2p/${p.toString()}`] }], from)
+    })
+    assert.ok(membership.members().length > 40, 'the strangers were learned')
+    assert.ok(heard <= 6, `rotations in 32 s while hearing of new members: ${heard}`)
+  } finally {
+    membership.stop()
+  }
+})

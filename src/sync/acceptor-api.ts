@@ -34,12 +34,13 @@ export type PolicyConfig = Omit<PolicyContext, 'nowMs'>
 
 export interface AcceptorEvents {
   /**
-   * Policy passed and content matched, commit not yet done: inline content may
-   * be forwarded now. `content` is empty for content over STAGE_ABOVE_BYTES
-   * (staged on disk, never inline).
+   * The version passed every rule and peers can get its content from here:
+   * it may be sent on now. Before the commit when the content rides inline
+   * or is served from its relay (relay.ts), else once committed. `content`
+   * is empty for content over STAGE_ABOVE_BYTES (staged on disk, never inline).
    */
-  verified: { version: SignedVersion, content: Uint8Array, source: string }
-  /** A version was committed; `content` as in `verified`. */
+  servable: { version: SignedVersion, content: Uint8Array, source: string }
+  /** A version was committed; `content` as in `servable`. */
   accepted: { entry: HeldEntry, content: Uint8Array, source: string }
   /** A version was refused; `code` is its ERR_* reason. */
   refused: { code: string, source: string, version: SignedVersion }

@@ -11,6 +11,7 @@ import type { HeldEntry } from '../store/store.js'
 import { Events } from '../util/events.js'
 import { NO_REVOCATIONS, type RevocationList } from '../policy/revocation.js'
 import { isNodeReportName } from '../policy/node-reports.js'
+import { MAX_INLINE_BYTES } from '../protocol/messages.js'
 import { receiveContent } from './content.js'
 import { STAGE_ABOVE_BYTES, type Acceptor, type AcceptorComponents, type AcceptorEvents, type IncomingContent, type IngestResult, type PolicyConfig } from './acceptor-api.js'
 
@@ -158,12 +159,17 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
       await staged?.discard()
       return refuse(v, body, source)
     }
-    events.emit('verified', { version: v, content, source })
+    // Sent on while the commit's fsyncs run, when peers can get the content from here meanwhile.
+    const early = v.size <= MAX_INLINE_BYTES || relays?.has(id) === true
+    if (early) events.emit('servable', { version: v, content, source })
     const candidate = { timestampMs: v.timestampMs, id }
     const opts = { id, replaces: (h: HeldEntry | undefined) => supersedes(candidate, effectiveHeld(rules(), h)) }
     const commit = staged !== undefined ? store.commitStaged(v, staged, opts) : store.commit(v, content, opts)
     commits.add(commit)
-    const committed = await commit.finally(() => commits.delete(commit)).then(r => r.committed)
+    const committed = await commit.finally(() => commits.delete(commit)).then(r => r.committed, err => {
+      // Push sends a version on once verified: a failed commit here does not mean it did not spread.
+      throw new DmError(err instanceof DmError ? err.code : 'ERR_STORE_IO', `${describeError(err)} (it passed every check and may have reached peers already)`, { cause: err })
+    })
     if (!committed) {
       // Another version of this name was stored while this one was checked: say which way it went.
       const winner = store.get(v.name)
@@ -176,6 +182,7 @@ export function createAcceptor (components: AcceptorComponents, init: { policy: 
     // Node reports arrive from every node on every change: news only when debugging.
     log[isNodeReportName(v.name) ? 'debug' : 'info']({ name: v.name, signer: Buffer.from(v.signer).toString('base64'), timestampMs: v.timestampMs, size: v.size, source, tombstone: v.kind === VersionKind.Tombstone }, 'version accepted')
     events.emit('accepted', { entry, content, source })
+    if (!early) events.emit('servable', { version: v, content, source })
     return { ok: true }
   }
 

@@ -24,12 +24,13 @@ import type { Channel, Transport } from './transport.js'
  * service is storing, is dropped on a byte comparison of its envelope, before
  * the acceptor hashes or verifies anything.
  *
- * When a version is sent on:
- *  - a local publish, only once committed here: `dm publish` exits 0 exactly
- *    when its version was stored, and a failed publish has not spread;
- *  - inline content from a peer, as soon as it is verified, while the commit's
- *    fsyncs run: each hop then costs a network round, not a disk flush;
- *  - larger content, once committed, because it is served from disk.
+ * A version is sent on as soon as it has passed every rule, its content
+ * included, while its commit's fsyncs run: each hop then costs a network
+ * round, not a disk flush. Larger content is served from the staged file
+ * until the commit is done (relay.ts), then from disk; larger content that
+ * has no relay (handed over in memory) waits for its commit. A publish refused by
+ * any rule never spreads; one that passed them all but that this node could
+ * not write (disk full) may have (`dm publish` says so).
  */
 
 export interface PushService {
@@ -65,7 +66,6 @@ export function createPushService (components: PushComponents, tuning: PushTunin
   /** Inline pushes being ingested, by signature; at most one per push stream. */
   const ingesting = new Map<string, SignedVersion>()
   const signatureKey = (v: SignedVersion): string => Buffer.from(v.signature.buffer, v.signature.byteOffset, v.signature.byteLength).toString('base64')
-  const early = (v: SignedVersion, source: string): boolean => v.size <= MAX_INLINE_BYTES && source !== LOCAL_SOURCE
 
   /**
    * Versions in their second wave's wait, by signature: when this node got it,
@@ -210,8 +210,7 @@ export function createPushService (components: PushComponents, tuning: PushTunin
 
   return {
     async start () {
-      acceptor.events.on('verified', ({ version, content, source }) => { if (early(version, source)) broadcast(version, content, source) })
-      acceptor.events.on('accepted', ({ entry, content, source }) => { if (!early(entry.version, source)) broadcast(entry.version, content, source) })
+      acceptor.events.on('servable', ({ version, content, source }) => { broadcast(version, content, source) })
       transport.onPeer((peer, connected) => { if (connected) enqueue(peer, undefined); else disconnected(peer) })
       await transport.handle(PROTOCOL_PUSH, guarded(log, 'push', receive))
     },

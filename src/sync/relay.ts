@@ -30,6 +30,8 @@ export interface Relays {
   begin: (version: SignedVersion, id: Uint8Array, staged: StagedContent) => Promise<() => void>
   /** The version `id` as it is being received, newer than `held`; undefined if it is not being received. */
   reader: (id: Uint8Array, chunkBytes: number, held?: { timestampMs: number, id: Uint8Array }) => RelayedContent | undefined
+  /** Whether version `id` is on offer. */
+  has: (id: Uint8Array) => boolean
   /** How many are on offer (for tests and status). */
   readonly size: number
 }
@@ -95,6 +97,7 @@ export function createRelays (): Relays {
       }
       return { version: e.version, chunks: follow(e, chunkBytes), release: done }
     },
+    has: id => entries.has(hex(id)),
     get size () { return entries.size }
   }
 }

@@ -116,13 +116,44 @@ test('a node serves a version it is still receiving before its own commit is don
 
   const bFetch = b.sync.fetch.fetch('a', [want(v)])
   await until(() => commitsAsked === 1, 'B to receive the content and start its commit')
+  // B sends the version on once it is verified (push), so C may be fetching it already: wait for it either way.
   await c.sync.fetch.fetch('b', [want(v)])
+  await until(() => c.store.get(NAME) !== undefined, 'C to store it')
   assert.deepEqual(await c.store.readContent(NAME), content, 'C holds the content it got from B')
   assert.equal(b.store.get(NAME), undefined, 'B has not committed it yet')
 
   commit.open()
   await bFetch
   assert.deepEqual(await b.store.readContent(NAME), content)
+})
+
+test('a local publish of larger content is sent on once verified, before its own commit is done', async () => {
+  const net = new MemoryNetwork()
+  const commit = gate()
+  let commitsAsked = 0
+  // A's commits wait for the gate: its fsyncs, slowed down.
+  const slowCommit = (s: Store): Store => new Proxy(s, {
+    get: (target, key) => key === 'commitStaged'
+      ? async (...args: Parameters<Store['commitStaged']>) => { commitsAsked++; await commit.wait; return await target.commitStaged(...args) }
+      : target[key as keyof Store]
+  })
+  const a = await node(net, 'a', { wrapStore: slowCommit })
+  const b = await node(net, 'b')
+  net.connect('a', 'b')
+  const content = randomBytes(1024 * 1024)
+  const v = newVersion({ name: NAME, content, networkId, privateKey, signer, timestampMs: Date.now() })
+  // Streamed, as the API hands over a publish: staged on disk, relayed while it lands.
+  async function * upload (): AsyncIterable<Uint8Array> { for (let at = 0; at < content.length; at += 256 * 1024) yield content.subarray(at, at + 256 * 1024) }
+  const published = a.sync.acceptor.ingest(v, upload(), LOCAL_SOURCE)
+
+  await until(() => commitsAsked === 1, "A's commit to start")
+  await until(() => b.store.get(NAME) !== undefined, 'B to store it (pushed, then fetched from A)')
+  assert.deepEqual(await b.store.readContent(NAME), content)
+  assert.equal(a.store.get(NAME), undefined, 'A has not committed it yet')
+
+  commit.open()
+  assert.ok((await published).ok)
+  assert.deepEqual(await a.store.readContent(NAME), content)
 })
 
 test('an upstream transfer failing midway fails the relayed stream with ERR_UPSTREAM_FAILED; the downstream fetches again elsewhere', async () => {

@@ -45,12 +45,14 @@ export async function load (url, context, next) {
   return await next(url, context)
 }\n`)
     fs.writeFileSync(path.join(dir, 'register.mjs'), `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)})\n`)
-    // Files read whole: how bin/dm loads the client bundle.
+    // Files opened or read whole: bin/dm opens a bundle and reads it in pieces.
     fs.writeFileSync(path.join(dir, 'reads.cjs'), `const fs = require('node:fs')
-const readFileSync = fs.readFileSync
-fs.readFileSync = function (file, ...rest) {
-  if (typeof file === 'string') fs.appendFileSync(${JSON.stringify(log)}, require('node:url').pathToFileURL(file).href + '\\n')
-  return readFileSync.call(this, file, ...rest)
+for (const name of ['readFileSync', 'openSync']) {
+  const original = fs[name]
+  fs[name] = function (file, ...rest) {
+    if (typeof file === 'string') fs.appendFileSync(${JSON.stringify(log)}, require('node:url').pathToFileURL(file).href + '\\n')
+    return original.call(this, file, ...rest)
+  }
 }\n`)
     const config = path.join(dir, 'dm.toml')
     fs.writeFileSync(config, 'state_dir = "state"\n[network]\nlisten = ["/ip4/127.0.0.1/tcp/7946"]\n[api]\nsocket = "api.sock"\n')
@@ -73,5 +75,35 @@ fs.readFileSync = function (file, ...rest) {
     const id = await run(['id', '-c', config])
     assert.ok(id.loaded.some(p => heavy.has(p)), 'dm id loads libp2p: the check detects heavy chunks')
     assert.ok(!id.loaded.includes(path.join(REPO_ROOT, CLIENT)), 'dm id runs from the full bundle')
+  } finally { cleanup() }
+})
+
+/*
+ * bin/dm reads each code cache into a WebAssembly.Memory, and each bundle in
+ * 64 KiB pieces (why: bin/dm). V8 must still accept the cache: a truncated
+ * or misread one is rejected silently, and every start then compiles.
+ */
+test('bin/dm hands V8 a code cache it accepts, for the client and the full bundle', async () => {
+  const { dir, cleanup } = tempDir('dm-cache-')
+  try {
+    const log = path.join(dir, 'scripts.txt')
+    fs.writeFileSync(path.join(dir, 'scripts.cjs'), `const vm = require('node:vm')
+const fs = require('node:fs')
+const Script = vm.Script
+vm.Script = class extends Script {
+  constructor (code, options) {
+    super(code, options)
+    fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify({ file: options.filename, cache: options.cachedData?.length ?? 0, rejected: this.cachedDataRejected }) + '\\n')
+  }
+}\n`)
+    const config = path.join(dir, 'dm.toml')
+    fs.writeFileSync(config, 'state_dir = "state"\n[network]\nlisten = ["/ip4/127.0.0.1/tcp/7946"]\n[api]\nsocket = "api.sock"\n')
+    for (const [args, bundle] of [[['--help'], CLIENT], [['id', '-c', config], FULL]] as const) {
+      fs.writeFileSync(log, '')
+      await new Promise<void>((resolve, reject) => execFile(process.execPath, ['--require', path.join(dir, 'scripts.cjs'), path.join(REPO_ROOT, 'bin/dm'), ...args], { timeout: 30_000 }, err => err === null ? resolve() : reject(err)))
+      const scripts = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l) as { file: string, cache: number, rejected: boolean })
+      const cacheSize = fs.statSync(path.join(REPO_ROOT, bundle.replace(/\.js$/, '.cache'))).size
+      assert.deepEqual(scripts, [{ file: path.join(REPO_ROOT, bundle), cache: cacheSize, rejected: false }], `dm ${args[0]}`)
+    }
   } finally { cleanup() }
 })

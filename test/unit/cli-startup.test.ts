@@ -79,8 +79,8 @@ for (const name of ['readFileSync', 'openSync']) {
 })
 
 /*
- * bin/dm reads each code cache into a WebAssembly.Memory, and each bundle in
- * 64 KiB pieces (why: bin/dm). V8 must still accept the cache: a truncated
+ * bin/dm reads the full bundle's code cache into a WebAssembly.Memory, and
+ * the bundle in 64 KiB pieces (why: bin/dm); the client's, whole. V8 must still accept the cache: a truncated
  * or misread one is rejected silently, and every start then compiles.
  */
 test('bin/dm hands V8 a code cache it accepts, for the client and the full bundle', async () => {

@@ -35,8 +35,10 @@ export type PolicyConfig = Omit<PolicyContext, 'nowMs'>
 export interface AcceptorEvents {
   /**
    * The version passed every rule and peers can get its content from here:
-   * it may be sent on now. Before the commit when the content rides inline
-   * or is served from its relay (relay.ts), else once committed. `content`
+   * it may be sent on now. Before the commit when it came from a peer with
+   * inline content, or its content is served from its relay (relay.ts);
+   * else (a small local publish, larger content handed over in memory) once
+   * committed. `content`
    * is empty for content over STAGE_ABOVE_BYTES (staged on disk, never inline).
    */
   servable: { version: SignedVersion, content: Uint8Array, source: string }

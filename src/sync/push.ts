@@ -24,13 +24,13 @@ import type { Channel, Transport } from './transport.js'
  * service is storing, is dropped on a byte comparison of its envelope, before
  * the acceptor hashes or verifies anything.
  *
- * A version is sent on as soon as it has passed every rule, its content
- * included, while its commit's fsyncs run: each hop then costs a network
- * round, not a disk flush. Larger content is served from the staged file
- * until the commit is done (relay.ts), then from disk; larger content that
- * has no relay (handed over in memory) waits for its commit. A publish refused by
- * any rule never spreads; one that passed them all but that this node could
- * not write (disk full) may have (`dm publish` says so).
+ * A version is sent on once the acceptor says peers can get it from here
+ * (its `servable` event): inline content from a peer, and larger content,
+ * as soon as they passed every rule, hash included, while the commit's
+ * fsyncs run (each hop then costs a network round, not a disk flush; larger
+ * content is served from its relay until the commit is done); a small local
+ * publish once committed, so a failed one has not spread. A large publish
+ * that this node checked but could not write may have (`dm publish` says so).
  */
 
 export interface PushService {

@@ -156,6 +156,27 @@ test('a local publish of larger content is sent on once verified, before its own
   assert.deepEqual(await a.store.readContent(NAME), content)
 })
 
+test('a local publish of larger content that fails its commit says it may have reached peers, which store it', async () => {
+  const net = new MemoryNetwork()
+  const failing = (s: Store): Store => new Proxy(s, {
+    get: (target, key) => key === 'commitStaged' ? async () => { throw new Error('ENOSPC (injected)') } : target[key as keyof Store]
+  })
+  const a = await node(net, 'a', { wrapStore: failing })
+  const b = await node(net, 'b')
+  net.connect('a', 'b')
+  const content = randomBytes(1024 * 1024)
+  const v = newVersion({ name: NAME, content, networkId, privateKey, signer, timestampMs: Date.now() })
+  async function * upload (): AsyncIterable<Uint8Array> { for (let at = 0; at < content.length; at += 256 * 1024) yield content.subarray(at, at + 256 * 1024) }
+  const r = await a.sync.acceptor.ingest(v, upload(), LOCAL_SOURCE)
+  assert.equal(r.ok, false)
+  assert.equal(r.ok === false && r.code, 'ERR_STORE_IO')
+  assert.match(r.ok === false ? r.reason : '', /may have reached peers/)
+  assert.equal(a.store.get(NAME), undefined, 'A stored nothing')
+  // It passed every rule and was sent on once verified; B fetched it from A's relay.
+  await until(() => b.store.get(NAME) !== undefined, 'B to store it')
+  assert.deepEqual(await b.store.readContent(NAME), content)
+})
+
 test('an upstream transfer failing midway fails the relayed stream with ERR_UPSTREAM_FAILED; the downstream fetches again elsewhere', async () => {
   const net = new MemoryNetwork()
   const a = await node(net, 'a')

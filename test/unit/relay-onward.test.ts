@@ -69,6 +69,26 @@ async function publishBig (a: { sync: Sync }): Promise<{ v: SignedVersion, conte
   return { v, content }
 }
 
+/** A store whose staged commits wait for `open` (the slow disk of the brief); `asked` counts them. */
+function slowCommits (): { wrap: (s: Store) => Store, open: () => void, asked: () => number } {
+  const commit = gate()
+  let asked = 0
+  const wrap = (s: Store): Store => new Proxy(s, {
+    get: (target, key) => key === 'commitStaged'
+      ? async (...args: Parameters<Store['commitStaged']>) => { asked++; await commit.wait; return await target.commitStaged(...args) }
+      : target[key as keyof Store]
+  })
+  return { wrap, open: commit.open, asked: () => asked }
+}
+
+/** A new 1 MiB version and its content as the API hands a publish over: streamed, so it is staged and relayed as it lands. */
+function bigUpload (): { v: SignedVersion, content: Buffer, upload: () => AsyncIterable<Uint8Array> } {
+  const content = randomBytes(1024 * 1024)
+  const v = newVersion({ name: NAME, content, networkId, privateKey, signer, timestampMs: Date.now() })
+  async function * upload (): AsyncIterable<Uint8Array> { for (let at = 0; at < content.length; at += 256 * 1024) yield content.subarray(at, at + 256 * 1024) }
+  return { v, content, upload }
+}
+
 const want = (v: SignedVersion): { name: string, id: Uint8Array, timestampMs: number } => ({ name: v.name, id: versionId(v), timestampMs: v.timestampMs })
 
 /** Wraps fetch channels this transport opens to `peer`: `onRead` sees each frame read (or the error) and may hold it back. */
@@ -100,22 +120,15 @@ function watchFetch (peer: string, onRead: (frame: Uint8Array | undefined, err?:
 test('a node serves a version it is still receiving before its own commit is done', async () => {
   const net = new MemoryNetwork()
   const a = await node(net, 'a')
-  const commit = gate()
-  let commitsAsked = 0
-  // B's commits wait for the gate: the slow disk of the brief.
-  const slowCommit = (s: Store): Store => new Proxy(s, {
-    get: (target, key) => key === 'commitStaged'
-      ? async (...args: Parameters<Store['commitStaged']>) => { commitsAsked++; await commit.wait; return await target.commitStaged(...args) }
-      : target[key as keyof Store]
-  })
-  const b = await node(net, 'b', { wrapStore: slowCommit })
+  const commit = slowCommits()
+  const b = await node(net, 'b', { wrapStore: commit.wrap })
   const c = await node(net, 'c')
   const { v, content } = await publishBig(a)
   net.connect('a', 'b')
   net.connect('b', 'c') // C has no link to A: what it gets, it gets from B
 
   const bFetch = b.sync.fetch.fetch('a', [want(v)])
-  await until(() => commitsAsked === 1, 'B to receive the content and start its commit')
+  await until(() => commit.asked() === 1, 'B to receive the content and start its commit')
   // B sends the version on once it is verified (push), so C may be fetching it already: wait for it either way.
   await c.sync.fetch.fetch('b', [want(v)])
   await until(() => c.store.get(NAME) !== undefined, 'C to store it')
@@ -129,24 +142,14 @@ test('a node serves a version it is still receiving before its own commit is don
 
 test('a local publish of larger content is sent on once verified, before its own commit is done', async () => {
   const net = new MemoryNetwork()
-  const commit = gate()
-  let commitsAsked = 0
-  // A's commits wait for the gate: its fsyncs, slowed down.
-  const slowCommit = (s: Store): Store => new Proxy(s, {
-    get: (target, key) => key === 'commitStaged'
-      ? async (...args: Parameters<Store['commitStaged']>) => { commitsAsked++; await commit.wait; return await target.commitStaged(...args) }
-      : target[key as keyof Store]
-  })
-  const a = await node(net, 'a', { wrapStore: slowCommit })
+  const commit = slowCommits()
+  const a = await node(net, 'a', { wrapStore: commit.wrap })
   const b = await node(net, 'b')
   net.connect('a', 'b')
-  const content = randomBytes(1024 * 1024)
-  const v = newVersion({ name: NAME, content, networkId, privateKey, signer, timestampMs: Date.now() })
-  // Streamed, as the API hands over a publish: staged on disk, relayed while it lands.
-  async function * upload (): AsyncIterable<Uint8Array> { for (let at = 0; at < content.length; at += 256 * 1024) yield content.subarray(at, at + 256 * 1024) }
+  const { v, content, upload } = bigUpload()
   const published = a.sync.acceptor.ingest(v, upload(), LOCAL_SOURCE)
 
-  await until(() => commitsAsked === 1, "A's commit to start")
+  await until(() => commit.asked() === 1, "A's commit to start")
   await until(() => b.store.get(NAME) !== undefined, 'B to store it (pushed, then fetched from A)')
   assert.deepEqual(await b.store.readContent(NAME), content)
   assert.equal(a.store.get(NAME), undefined, 'A has not committed it yet')
@@ -164,9 +167,7 @@ test('a local publish of larger content that fails its commit says it may have r
   const a = await node(net, 'a', { wrapStore: failing })
   const b = await node(net, 'b')
   net.connect('a', 'b')
-  const content = randomBytes(1024 * 1024)
-  const v = newVersion({ name: NAME, content, networkId, privateKey, signer, timestampMs: Date.now() })
-  async function * upload (): AsyncIterable<Uint8Array> { for (let at = 0; at < content.length; at += 256 * 1024) yield content.subarray(at, at + 256 * 1024) }
+  const { v, content, upload } = bigUpload()
   const r = await a.sync.acceptor.ingest(v, upload(), LOCAL_SOURCE)
   assert.equal(r.ok, false)
   assert.equal(r.ok === false && r.code, 'ERR_STORE_IO')

@@ -38,8 +38,8 @@ export interface AcceptorEvents {
    * it may be sent on now. Before the commit when it came from a peer with
    * inline content, or its content is served from its relay (relay.ts);
    * else (a small local publish, larger content handed over in memory) once
-   * committed. `content`
-   * is empty for content over STAGE_ABOVE_BYTES (staged on disk, never inline).
+   * committed. `content` is empty for content over STAGE_ABOVE_BYTES (staged
+   * on disk, never inline).
    */
   servable: { version: SignedVersion, content: Uint8Array, source: string }
   /** A version was committed; `content` as in `servable`. */

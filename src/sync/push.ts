@@ -25,10 +25,10 @@ import type { Channel, Transport } from './transport.js'
  * the acceptor hashes or verifies anything.
  *
  * A version is sent on once the acceptor says peers can get it from here
- * (its `servable` event): inline content from a peer, and larger content,
- * as soon as they passed every rule, hash included, while the commit's
- * fsyncs run (each hop then costs a network round, not a disk flush; larger
- * content is served from its relay until the commit is done); a small local
+ * (its `servable` event): inline content from a peer, and larger content
+ * received into a relay, as soon as they passed every rule, hash included,
+ * while the commit's fsyncs run (each hop then costs a network round, not a
+ * disk flush; the relay serves it until the commit is done); a small local
  * publish once committed, so a failed one has not spread. A large publish
  * that this node checked but could not write may have (`dm publish` says so).
  */

@@ -60,7 +60,7 @@ test('concurrent publishes of one name on different nodes converge on the same v
     const results = await Promise.allSettled([c.nodes[1].submit(va, a), c.nodes[2].submit(vb, b)])
     const aWins = compareVersions({ timestampMs: va.timestampMs, id: versionId(va) }, { timestampMs: vb.timestampMs, id: versionId(vb) }) > 0
     // The winner is always stored; the loser may be refused as stale, when the
-    // winner (pushed once verified) reached its node before its own commit.
+    // winner, committed and pushed first, reached its node before its own commit.
     assert.equal(results[aWins ? 0 : 1].status, 'fulfilled', 'the newer version is stored where it was published')
     const loser = results[aWins ? 1 : 0]
     if (loser.status === 'rejected') assert.equal((loser.reason as { code?: string }).code, 'ERR_STALE')

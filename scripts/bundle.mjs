@@ -25,9 +25,33 @@ const common = { bundle: true, minify: true, platform: 'node', target: 'node20',
 // A script, not a module: its value is a function that bin/dm calls with require and module.
 const asScript = { banner: { js: '(function (require, module) {' }, footer: { js: '})' } }
 
+/**
+ * libp2p sorts protocol ids, multiaddrs and metadata keys with
+ * String.prototype.localeCompare. Its first call loads ICU's collation data:
+ * 2 MiB of the node binary's pages that then stay resident in every daemon
+ * (counted from /proc/PID/pagemap against the binary's icudt symbol). Those
+ * sorts only need one consistent order, so in the dependencies
+ * `x.localeCompare(y)` becomes a comparison of UTF-16 code units. A call this
+ * pattern does not match fails the build, so an upgrade that adds one is seen.
+ */
+const codeUnitSorts = {
+  name: 'code-unit-sorts',
+  setup (b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/].*\.[cm]?js$/ }, async a => {
+      const text = await fs.promises.readFile(a.path, 'utf8')
+      if (!text.includes('localeCompare')) return undefined
+      const operand = '[\\w$.]+(?:\\(\\))?'
+      const contents = text.replace(new RegExp(`(${operand})\\.localeCompare\\((${operand})\\)`, 'g'), '((x, y) => x < y ? -1 : x > y ? 1 : 0)($1, $2)')
+      if (contents.includes('localeCompare')) throw new Error(`${a.path}: a localeCompare call the code-unit-sorts plugin cannot rewrite`)
+      return { contents, loader: 'js' }
+    })
+  }
+}
+
 const full = await build({
   ...common,
   ...asScript,
+  plugins: [codeUnitSorts],
   entryPoints: { dm: 'src/cli/entry.ts' },
   outdir: 'dist/full',
   format: 'cjs',

@@ -103,8 +103,13 @@ function newer (a: { timestampMs: number, id: string }, b: { timestampMs: number
   return a.timestampMs !== b.timestampMs ? a.timestampMs - b.timestampMs : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
 
+/** Code-unit order: localeCompare would load ICU's collation data into the daemon for good (scripts/bundle.mjs). */
+function byCodeUnits (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
 export function fleetView (sources: readonly ReportSource[], nowMs: number, q: FleetQuery = {}): FleetView {
-  const ordered = [...sources].sort((a, b) => Number(b.self) - Number(a.self) || a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId))
+  const ordered = [...sources].sort((a, b) => Number(b.self) - Number(a.self) || byCodeUnits(a.name, b.name) || byCodeUnits(a.peerId, b.peerId))
   const nodes: FleetNode[] = ordered.map(s => ({
     peerId: s.peerId, key: s.key, name: s.name, self: s.self, heard: heard(s, nowMs), reportedAtMs: s.timestampMs, expiresAtMs: s.expiresAtMs,
     software: s.report?.software ?? null, peers: s.report?.peers ?? null, certificateNotAfterMs: s.report?.certificateNotAfterMs ?? null,

@@ -63,7 +63,11 @@ export async function assertSocketFree (socketPath: string): Promise<void> {
 export async function startApiServer (socketPath: string, handlers: ApiHandlers, opts: ApiServerOptions = {}): Promise<ApiServer> {
   await assertSocketFree(socketPath)
   const governor = createConnectionGovernor(opts.limits)
-  const server = http.createServer((req, res) => { void route(req, res, handlers, governor) })
+  const server = http.createServer((req, res) => {
+    // No Date header: no client reads it, and computing it loads the time zone data (ICU) into the daemon for good.
+    res.sendDate = false
+    void route(req, res, handlers, governor)
+  })
   server.headersTimeout = 10_000
   server.requestTimeout = 60_000
   server.on('connection', (socket: net.Socket) => {

@@ -19,7 +19,7 @@ export const daemon: Command = {
   summary: 'run the mesh daemon (systemd runs this)',
   usage: 'dm daemon [--config PATH] [--log-format FORMAT]',
   details: 'Joins the mesh, replicates the files listed in [files] into <state_dir>/files/,\nand serves the local API on [api] socket. Stops cleanly on SIGTERM or SIGINT;\nSIGHUP re-reads [files], log_level and max_clock_skew_ms.',
-  options: { ...configOption, 'log-format': { type: 'string', value: 'FORMAT', default: 'auto', description: 'json (one object per line), pretty, or auto (pretty on a terminal)' } },
+  options: { ...configOption, 'log-format': { type: 'string', value: 'FORMAT', default: 'auto', description: 'json (one object per line; time in ms since the epoch), pretty, or auto (pretty on a terminal)' } },
   positionals: { min: 0, max: 0 },
   async run (args) {
     const format = str(args, 'log-format') as LogFormat

@@ -187,3 +187,17 @@ for (const [how, head, code] of [
     })
   })
 }
+
+test('answers carry no Date header (working it out loads the time zone data into the daemon for good)', async () => {
+  await withDir(async dir => {
+    const sock = path.join(dir, 'api.sock')
+    const api = await startApiServer(sock, handlers)
+    try {
+      const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+        http.get({ socketPath: sock, path: '/v1/status' }, res => { res.resume(); resolve(res.headers) }).on('error', reject)
+      })
+      assert.equal(headers['content-type'], 'application/json', 'the check reads a real answer')
+      assert.equal(headers.date, undefined)
+    } finally { await api.close() }
+  })
+})

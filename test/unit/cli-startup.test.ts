@@ -33,6 +33,12 @@ test('the client bundle holds the client verbs and no libp2p or pino', () => {
   assert.ok(Object.values(outputs()).some(i => i.some(f => HEAVY.test(f))), 'the check sees libp2p in the full bundle')
 })
 
+test('the full bundle never calls localeCompare, whose collation data would stay resident in every daemon', () => {
+  const text = fs.readFileSync(path.join(REPO_ROOT, FULL), 'utf8')
+  assert.equal(text.match(/localeCompare/g)?.length ?? 0, 0)
+  assert.ok(text.includes('.multiaddr.toString())'), 'the check reads the bundle that holds libp2p-peer-store\'s address sort')
+})
+
 test('publish, list, status, get, fleet, wait, keygen and --help run from the client bundle and load no libp2p or pino; dm id runs from the full bundle', async () => {
   const heavy = chunksWith(HEAVY)
   assert.ok(heavy.size > 0, 'the bundle has libp2p/pino chunks')

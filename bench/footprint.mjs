@@ -2,7 +2,8 @@
 // Footprint: one daemon (n0) connected to 2 peers (a 3-daemon mesh), left
 // idle for 30 s once start-up has settled: resident memory (VmRSS from
 // /proc/PID/status, sampled every second) and CPU (utime+stime from
-// /proc/PID/stat over the window). Then the start-up time of CLI verbs
+// /proc/PID/stat over the window), and the node binary's pages n0 holds
+// (ICU's data apart) beside a bare node's. Then the start-up time of CLI verbs
 // against `node -e 0`, median of 10, interleaved so drift hits all alike,
 // and `dm publish` of 1 KiB against `node -e 0` plus the daemon's commit:
 // the same publish request (pre-signed with `dm sign`) posted from this
@@ -11,10 +12,11 @@
 //   node bench/footprint.mjs [--idle 30000] [--settle 5000] [--reps 10] [--node-args '--max-semi-space-size=1']
 //
 // --node-args: Node flags for the daemons (not the CLI runs), e.g. to try V8 heap settings.
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
-  CLK_TCK, apiRequest, foreignMeter, waitQuiet, Cluster, DM, dm, loadLine, machineLine, max, median, mib, min, ms, now, parseArgs, printTable, procStats, ratio, runTimed, sleep, waitFor
+  CLK_TCK, CHILD_ENV, apiRequest, binaryPages, icuDataRange, foreignMeter, waitQuiet, Cluster, DM, dm, loadLine, machineLine, max, median, mib, min, ms, NODE, now, parseArgs, printTable, procStats, ratio, runTimed, sleep, track, waitFor
 } from './lib.mjs'
 
 const opts = parseArgs({ idle: 30_000, settle: 5000, reps: 10, quiet: 0.15, quietWait: 120_000, nodeArgs: '' })
@@ -66,6 +68,15 @@ try {
   })
   printTable(rows, `idle window: ${wall.toFixed(1)} s, RSS sampled every 1 s (${rss[0].length} samples); CPU = (utime+stime) delta / ${CLK_TCK} Hz / wall`)
   console.log(`other processes used ${(foreignIdle * 100).toFixed(0)}% of the machine during the idle window`)
+
+  // The node binary's pages n0 has resident, and how many are ICU's data, against a bare node process.
+  const exe = fs.realpathSync(NODE)
+  const icu = icuDataRange(exe)
+  const bare = track(spawn(NODE, ['-e', 'setTimeout(() => {}, 30000)'], { env: CHILD_ENV, stdio: 'ignore' }))
+  await sleep(1000)
+  const pagesOf = (pid) => { const p = binaryPages(pid, exe, icu); return `${mib(p.resident)}${icu === undefined ? '' : `, ICU's data ${mib(p.inRange)}`}` }
+  console.log(`node binary pages resident: n0 ${pagesOf(n0.pid)}; a bare node process ${pagesOf(bare.pid)}${icu === undefined ? ' (no readelf or no icudt symbol: ICU not counted)' : ` (ICU's data: ${mib(icu.size)} of the binary)`}`)
+  bare.kill()
 
   // CLI start-up, interleaved: node -e 0, dm --help, dm pubkey, dm list, dm status, dm publish, repeated.
   const key = cluster.key.path

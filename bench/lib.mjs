@@ -377,6 +377,57 @@ export function memoryBreakdown (pid, exe) {
   }
   return out
 }
+/**
+ * Where ICU's data sits in the executable `exe` (file offset and size), from
+ * its `icudt*_dat` symbol and the LOAD segment holding it (binutils' readelf);
+ * undefined when readelf or the symbol is missing.
+ */
+export function icuDataRange (exe) {
+  try {
+    const sym = execFileSync('readelf', ['-sW', exe], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }).split('\n').map(l => l.trim().split(/\s+/)).find(f => /^icudt\d+_dat$/.test(f[7] ?? ''))
+    if (sym === undefined) return undefined
+    const vaddr = Number(`0x${sym[1]}`)
+    const size = Number(sym[2])
+    for (const l of execFileSync('readelf', ['-lW', exe], { encoding: 'utf8' }).split('\n')) {
+      const f = l.trim().split(/\s+/)
+      if (f[0] !== 'LOAD') continue
+      const [offset, segVaddr, , fileSize] = f.slice(1, 5).map(Number)
+      if (vaddr >= segVaddr && vaddr < segVaddr + fileSize) return { offset: offset + vaddr - segVaddr, size }
+    }
+  } catch {}
+  return undefined
+}
+
+/**
+ * Pages of the executable `exe` that process `pid` has resident (bytes), and
+ * how many of them lie in `range` (a file offset and size, e.g. ICU's data),
+ * from the present bit of /proc/PID/pagemap.
+ */
+export function binaryPages (pid, exe, range) {
+  const page = 4096
+  const out = { resident: 0, inRange: 0 }
+  const pagemap = fs.openSync(`/proc/${pid}/pagemap`, 'r')
+  try {
+    for (const line of fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/)
+      if (f.slice(5).join(' ') !== exe) continue
+      const [start, end] = f[0].split('-').map(h => Number(`0x${h}`))
+      const fileOffset = Number(`0x${f[2]}`)
+      const entries = Buffer.alloc((end - start) / page * 8)
+      fs.readSync(pagemap, entries, 0, entries.length, start / page * 8)
+      for (let i = 0; i < entries.length / 8; i++) {
+        if ((entries[i * 8 + 7] & 0x80) === 0) continue
+        out.resident += page
+        const at = fileOffset + i * page
+        if (range !== undefined && at >= range.offset && at < range.offset + range.size) out.inRange += page
+      }
+    }
+  } finally {
+    fs.closeSync(pagemap)
+  }
+  return out
+}
+
 export const CLK_TCK = 100 // getconf CLK_TCK on Linux (USER_HZ is 100 on every mainstream kernel)
 
 // ---------------------------------------------------------------- signing keys

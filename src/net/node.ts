@@ -23,6 +23,19 @@ export type MeshNode = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>
 /** Yamux window: large enough that a 10 MiB transfer is not stalled waiting for window updates. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 
+/**
+ * A connection to a peer that vanished (a laptop closed, a cable pulled) is
+ * found by the kernel's TCP keep-alive, not by yamux pings: a probe after
+ * this long without traffic, then the kernel's own interval and count
+ * (net.ipv4.tcp_keepalive_intvl and _probes; 75 s and 9 by default, so
+ * about 12 minutes). Yamux pings never time out themselves; they only made
+ * TCP's retransmissions give up (about 15 minutes), and each was a frame
+ * through Noise and yamux both ways, every 30 s on every connection: about a
+ * tenth of an idle daemon's CPU in a 30-node mesh.
+ */
+const TCP_KEEPALIVE_IDLE_MS = 30_000
+const tcpSocket = { keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_IDLE_MS }
+
 export async function createMeshNode (o: NodeOptions): Promise<MeshNode> {
   return await startLibp2p(o).catch(err => { throw explainListenError(err, o.listen) })
 }
@@ -60,9 +73,11 @@ async function startLibp2p (o: NodeOptions): Promise<MeshNode> {
     privateKey: o.identity.privateKey,
     logger: libp2pLogger(),
     addresses: { listen: o.listen },
-    transports: [tcp()],
+    // A quiet connection stays open: a settled mesh may not use a link for minutes (libp2p closes
+    // a socket after 2 idle minutes by default); the kernel's keep-alive finds the dead ones.
+    transports: [tcp({ dialOpts: tcpSocket, listenOpts: tcpSocket, inboundSocketInactivityTimeout: 0, outboundSocketInactivityTimeout: 0 })],
     connectionEncrypters: [noise({ prologueBytes: o.networkId })],
-    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
+    streamMuxers: [yamux({ enableKeepAlive: false, streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
     // Loaded only when enabled: it costs memory every daemon would otherwise pay.
     peerDiscovery: o.mdns ? [(await import('@libp2p/mdns')).mdns()] : [],
     connectionManager: {
@@ -72,8 +87,8 @@ async function startLibp2p (o: NodeOptions): Promise<MeshNode> {
       maxIncomingPendingConnections: 64
     },
     // The connection monitor opens a ping stream on every connection every 10 s; idle, that
-    // was most of a daemon's CPU, and on 2 cores a 100-node mesh never settled. Yamux's own
-    // keep-alive (a frame, not a stream) still detects dead connections.
+    // was most of a daemon's CPU, and on 2 cores a 100-node mesh never settled. TCP's
+    // keep-alive detects dead connections (above).
     connectionMonitor: { enabled: false },
     // identify tells membership a peer's listen addresses. No ping service: nothing here pings
     // (the connection monitor is off), and an unused protocol handler still costs memory.

@@ -1,4 +1,5 @@
 import type { NodeReport, ReportedVersion } from '../format/node-report.js'
+import { byCodeUnits } from '../util/compare.js'
 
 /*
  * The daemon's side of GET /v1/fleet (docs/API.md): nodes against files,
@@ -100,12 +101,7 @@ function heard (s: ReportSource, nowMs: number): Heard {
 
 /** >0 when a is the newer version: timestamp, then id (the id order of docs/PROTOCOL.md section 5, on the prefix). */
 function newer (a: { timestampMs: number, id: string }, b: { timestampMs: number, id: string }): number {
-  return a.timestampMs !== b.timestampMs ? a.timestampMs - b.timestampMs : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
-}
-
-/** Code-unit order: localeCompare would load ICU's collation data into the daemon for good (scripts/bundle.mjs). */
-function byCodeUnits (a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0
+  return a.timestampMs !== b.timestampMs ? a.timestampMs - b.timestampMs : byCodeUnits(a.id, b.id)
 }
 
 export function fleetView (sources: readonly ReportSource[], nowMs: number, q: FleetQuery = {}): FleetView {

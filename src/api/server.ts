@@ -189,11 +189,8 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
       const result = await h.publish(version, body.rest)
       governor.answering(socket)
       answering = true
-      keepOpenWhileSending(req, res)
-      if (result.ok) send(res, 200, { ok: true, name: version.name })
-      else send(res, result.code === 'ERR_STORE_IO' ? 500 : 422, { ok: false, code: result.code, reason: result.reason })
-      // Refused before its content was read: the rest is dropped as it comes.
-      if (!req.complete) discardRest(req, socket)
+      if (result.ok) answerUpload(req, res, 200, { ok: true, name: version.name })
+      else answerUpload(req, res, result.code === 'ERR_STORE_IO' ? 500 : 422, { ok: false, code: result.code, reason: result.reason })
       return
     }
     governor.answering(socket)
@@ -222,22 +219,23 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, h: Ap
     }
   } catch (err) {
     const code = err instanceof DmError ? err.code : 'ERR_API'
-    keepOpenWhileSending(req, res)
-    send(res, STATUS_FOR[code] ?? 400, { ok: false, code, reason: describeError(err) })
-    // A GET has no body to refuse: its connection stays open for the client's next request (keep-alive).
-    if (!req.complete && req.method !== 'GET') discardRest(req, socket)
+    answerUpload(req, res, STATUS_FOR[code] ?? 400, { ok: false, code, reason: describeError(err) })
   }
 }
 
 /**
- * An answer before the whole body arrived: Node would close the connection
- * after it when the request asked for that (`Connection: close`, as dm's own
- * client does), and the client, still sending, would get a broken pipe, which
- * may reach it before the answer. Kept open, the rest is drained
- * (discardRest) and the client closes once it has sent it all.
+ * Answers, and if the request's body is still coming (a refusal before its
+ * content was read) drops the rest as it comes (discardRest). The connection
+ * then stays open even if the request asked to close it (`Connection: close`,
+ * as dm's own client does): Node would close it after the answer, and the
+ * client, still sending, would get a broken pipe, which may reach it before
+ * the answer. A GET has no body to refuse.
  */
-function keepOpenWhileSending (req: http.IncomingMessage, res: http.ServerResponse): void {
-  if (!req.complete && req.method !== 'GET') res.shouldKeepAlive = true
+function answerUpload (req: http.IncomingMessage, res: http.ServerResponse, status: number, body: unknown): void {
+  const early = !req.complete && req.method !== 'GET'
+  if (early) res.shouldKeepAlive = true
+  send(res, status, body)
+  if (early) discardRest(req, req.socket)
 }
 
 /**

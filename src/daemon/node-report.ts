@@ -9,6 +9,7 @@ import { isNodeReportName, nodeReportName } from '../policy/node-reports.js'
 import type { Store } from '../store/store.js'
 import { LOCAL_SOURCE, type Acceptor } from '../sync/acceptor-api.js'
 import type { Clock } from '../util/clock.js'
+import { byCodeUnits } from '../util/compare.js'
 import type { Log } from '../util/log.js'
 import { VERSION } from '../cli/help.js'
 import { createRefusalLog } from './refusal-log.js'
@@ -73,7 +74,7 @@ export function createNodeReporter (c: NodeReporterComponents, tuning: Pick<Tuni
       if (isNodeReportName(e.name) || acceptor.held(e.name) === undefined) continue
       held.push({ name: e.name, id: hex(e.id).slice(0, REPORT_ID_HEX), timestampMs: e.timestampMs })
     }
-    held.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    held.sort((a, b) => byCodeUnits(a.name, b.name))
     return {
       format: NODE_REPORT_FORMAT,
       node: c.certificate().cert.name,

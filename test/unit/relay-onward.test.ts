@@ -219,6 +219,7 @@ test('an upstream transfer failing midway fails the relayed stream with ERR_UPST
   // B resets the relayed stream with ERR_UPSTREAM_FAILED: a line on its side, not an accusation of C or A.
   assert.ok(bLog.lines.some(l => l.msg === 'stream failed' && l.level === 'info' && l.obj.code === 'ERR_UPSTREAM_FAILED' && l.obj.peer === 'c'), 'B logged the relayed stream to C as failed with ERR_UPSTREAM_FAILED')
   assert.ok(chunksFromB < 4, 'B never had the whole content to relay')
-  assert.equal(b.store.get(NAME), undefined, 'B stored nothing of the failed transfer')
   assert.deepEqual(await c.store.readContent(NAME), content, 'C fetched it again from A')
+  // C pushes what it verified on to B, which may already hold it by now: never a part of the failed transfer.
+  if (b.store.get(NAME) !== undefined) assert.deepEqual(await b.store.readContent(NAME), content, 'B holds only the whole version, from C')
 })
